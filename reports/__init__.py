@@ -1,0 +1,1 @@
+"""Accuracy tables and loss-landscape figures built from run folders."""

@@ -1,0 +1,221 @@
+"""Every registered builder: shapes, the studies' parameter counts, toggles, save and load."""
+
+from __future__ import annotations
+
+import json
+import typing
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from zoo.registry import HOME_SHAPES
+
+MODELS = zoo.list_models()
+
+# A second shape per model: MNIST models on CIFAR shapes, the rest on MNIST's 28x28x1.
+OTHER = {"mnist": ((32, 32, 3), 7), "cifar10": ((28, 28, 1), 5), "tiny_imagenet": ((32, 32, 3), 10)}
+
+
+def _trainable(model: keras.Model) -> int:
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def _count(model: keras.Model, kind: type) -> int:
+    return sum(isinstance(layer, kind) for layer in model.layers)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_home_shape_forward(name):
+    info = zoo.describe(name)
+    model = zoo.build(name)
+    assert model.name == name
+    x = np.random.default_rng(0).random((2, *info.input_shape), dtype=np.float32)
+    out = model(x, training=False)
+    assert tuple(out.shape) == (2, info.num_classes)
+    assert np.isfinite(keras.ops.convert_to_numpy(out)).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_other_shape_and_class_count(name):
+    shape, classes = OTHER[zoo.describe(name).dataset]
+    model = zoo.build(name, input_shape=shape, num_classes=classes)
+    out = model(np.zeros((1, *shape), np.float32), training=False)
+    assert tuple(out.shape) == (1, classes)
+
+
+@pytest.mark.parametrize("dataset", sorted(HOME_SHAPES))
+def test_every_model_runs_on_every_home_shape(dataset):
+    """The cheapest configuration of each model (narrow), on each home dataset's shape."""
+    shape, classes = HOME_SHAPES[dataset]
+    for name in MODELS:
+        toggles = {"width": 0.125} if "width" in zoo.describe(name).toggles else {}
+        model = zoo.build(name, input_shape=shape, num_classes=classes, **toggles)
+        assert model.output_shape == (None, classes), name
+        keras.utils.clear_session()
+
+
+@pytest.mark.parametrize(
+    "name, count",
+    [("basic_cnn", 1_147_466), ("improved_cnn", 12_906_250), ("resnet_cnn", 2_816_074)],
+)
+def test_s1_parameter_counts_are_exact(name, count):
+    assert _trainable(zoo.build(name)) == count
+
+
+def test_other_known_parameter_counts():
+    assert _trainable(zoo.build("vgg_a")) == 9_750_922
+    assert _trainable(zoo.build("mlp_mnist")) == 784 * 1000 + 1000 + 1000 * 10 + 10
+    lenet = zoo.build("lenet")
+    assert lenet.get_layer("flatten").output.shape[-1] == 256  # S2's linear 256-128-64-10
+
+
+def _alternative(value, hint):
+    """A valid value different from a toggle's default."""
+    hint_args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        return next(a for a in hint_args if a != value)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, tuple):
+        return tuple(v * 2 for v in value)
+    if isinstance(value, int):
+        return value * 2
+    if isinstance(value, float):
+        return value * 2 if value else 0.25
+    if isinstance(value, str):
+        return "relu" if value != "relu" else "sigmoid"
+    if value is None:
+        return 1e-2
+    raise AssertionError(f"no alternative for {value!r}")
+
+
+TOGGLES = [(n, t) for n in MODELS for t in zoo.describe(n).toggles]
+# Toggles that only act together with another one.
+NEEDS = {"residual_scale": {"residual": True}}
+
+
+@pytest.mark.parametrize("name, toggle", TOGGLES, ids=[f"{n}-{t}" for n, t in TOGGLES])
+def test_every_toggle_changes_the_model(name, toggle):
+    info = zoo.describe(name)
+    hints = typing.get_type_hints(zoo.registry._REGISTRY[name].fn)
+    value = _alternative(info.toggles[toggle], hints[toggle])
+    # Narrow widths keep this sweep fast; the toggle under test keeps its own value.
+    small = {"width": 0.25} if "width" in info.toggles and toggle != "width" else {}
+    small.update(NEEDS.get(toggle, {}))
+    base = zoo.build(name, **small)
+    changed = zoo.build(name, **small, **{toggle: value})
+    base_json = json.dumps(base.get_config(), sort_keys=True, default=str)
+    changed_json = json.dumps(changed.get_config(), sort_keys=True, default=str)
+    assert base_json != changed_json, f"{name}: {toggle}={value!r} left the graph unchanged"
+
+
+BN_MODELS = [n for n in MODELS if "bn" in zoo.describe(n).toggles]
+
+
+@pytest.mark.parametrize("name", BN_MODELS)
+def test_bn_toggle_adds_batch_norm(name):
+    on = zoo.build(name, bn=True)
+    off = zoo.build(name, bn=False)
+    bn = keras.layers.BatchNormalization
+    assert _count(off, bn) < _count(on, bn)
+    convs = [layer.name for layer in on.layers if isinstance(layer, keras.layers.Conv2D)]
+    names = {layer.name for layer in on.layers}
+    assert all(conv.replace("_conv", "_bn") in names for conv in convs)  # BN after every conv
+    off_names = {layer.name for layer in off.layers}
+    assert not any(conv.replace("_conv", "_bn") in off_names for conv in convs)
+
+
+def test_vgg_a_bn_sits_between_conv_and_relu():
+    model = zoo.build("vgg_a", bn=True)
+    assert _count(model, keras.layers.BatchNormalization) == 8
+    names = [layer.name for layer in model.layers]
+    i = names.index("s1_1_conv")
+    assert names[i : i + 3] == ["s1_1_conv", "s1_1_bn", "s1_1_act"]
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if "residual" in zoo.describe(n).toggles])
+def test_residual_toggle_adds_add_layers(name):
+    small = {"width": 0.25}
+    assert _count(zoo.build(name, residual=False, **small), keras.layers.Add) == 0
+    assert _count(zoo.build(name, residual=True, **small), keras.layers.Add) > 0
+
+
+def test_residual_scale_is_applied():
+    model = zoo.build("inception_v1", residual=True, residual_scale=0.1, width=0.25)
+    scales = [layer for layer in model.layers if isinstance(layer, keras.layers.Rescaling)]
+    assert len(scales) == 9 and all(layer.scale == pytest.approx(0.1) for layer in scales)
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if "dropout" in zoo.describe(n).toggles])
+def test_dropout_toggle_adds_dropout(name):
+    small = {"width": 0.25} if "width" in zoo.describe(name).toggles else {}
+    model = zoo.build(name, dropout=0.3, **small)
+    rates = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert rates and all(r == pytest.approx(0.3) for r in rates)
+    assert _count(zoo.build(name, dropout=0.0, **small), keras.layers.Dropout) == 0
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if "weight_decay" in zoo.describe(n).toggles])
+def test_weight_decay_adds_l2_on_kernels(name):
+    small = {"width": 0.25} if "width" in zoo.describe(name).toggles else {}
+    model = zoo.build(name, weight_decay=1e-2, **small)
+    kernels = [w for w in model.trainable_weights if w.path.endswith("kernel")]
+    assert len(model.losses) == len(kernels) > 0
+    assert not zoo.build(name, weight_decay=0.0, **small).losses
+
+
+def test_weight_decay_is_half_l2_like_pytorch_sgd():
+    model = zoo.build("mlp_mnist", hidden=(4,), weight_decay=0.1)
+    kernels = [w for w in model.trainable_weights if w.path.endswith("kernel")]
+    expected = sum(0.05 * float(np.sum(np.square(keras.ops.convert_to_numpy(k)))) for k in kernels)
+    got = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_tiny_baseline_depth_adds_double_convs():
+    convs = {
+        d: _count(zoo.build("tiny_baseline", depth=d, width=0.25), keras.layers.Conv2D)
+        for d in ("short", "mid", "long")
+    }
+    assert convs == {"short": 4, "mid": 12, "long": 20}
+
+
+def test_tiny_baseline_all_toggles_together():
+    model = zoo.build("tiny_baseline", bn=True, dropout=0.5, residual=True, depth="mid", width=0.25)
+    assert _count(model, keras.layers.Add) == 8
+    assert _count(model, keras.layers.Dropout) == 1
+
+
+def test_width_scales_filters():
+    assert zoo.build("vgg_a", width=0.5).get_layer("s1_1_conv").filters == 32
+    assert zoo.build("resnet_cnn", width=2.0).get_layer("stem_conv").filters == 128
+
+
+def test_s0_init_is_normal_with_weight_scale():
+    model = zoo.build("three_layer_convnet", init_std=1e-2)
+    kernel = keras.ops.convert_to_numpy(model.get_layer("fc1").kernel)
+    assert abs(kernel.std() - 1e-2) < 1e-3 and abs(kernel.mean()) < 1e-3
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_save_and_load_round_trip(name, tmp_path):
+    info = zoo.describe(name)
+    toggles = {
+        k: v for k, v in {"bn": True, "dropout": 0.5, "residual": True}.items() if k in info.toggles
+    }
+    if "width" in info.toggles:
+        toggles["width"] = 0.25
+    model = zoo.build(name, **toggles)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    x = np.random.default_rng(1).random((3, *info.input_shape), dtype=np.float32)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(x, training=False)),
+        keras.ops.convert_to_numpy(loaded(x, training=False)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    assert _trainable(loaded) == _trainable(model)

@@ -1,0 +1,139 @@
+"""The registry's contract: names, descriptions, toggle checking and error messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import keras
+import pytest
+
+import zoo
+
+EXPECTED = {
+    "basic_cnn",
+    "deeper_convnet",
+    "improved_cnn",
+    "inception_v1",
+    "lenet",
+    "mlp_mnist",
+    "resnet_cnn",
+    "three_layer_convnet",
+    "tiny_baseline",
+    "vgg_a",
+}
+
+
+def test_every_study_model_is_registered():
+    assert EXPECTED <= set(zoo.list_models())
+
+
+def test_list_models_pattern():
+    assert zoo.list_models("*cnn") == ["basic_cnn", "improved_cnn", "resnet_cnn"]
+    assert zoo.list_models("nothing*") == []
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_describe(name):
+    info = zoo.describe(name)
+    assert info.name == name
+    assert (info.input_shape, info.num_classes) == zoo.HOME_SHAPES[info.dataset]
+    assert info.study in {"S0", "S1", "S2", "S3", "S4"}
+    assert info.toggles and "input_shape" not in info.toggles
+    assert info.reported is None or 0 < info.reported < 1
+    assert info.summary
+
+
+def test_describe_reports_the_studies_figures():
+    assert zoo.describe("improved_cnn").reported == pytest.approx(0.9261)
+    assert zoo.describe("mlp_mnist").reported == pytest.approx(0.9806)
+    assert zoo.describe("tiny_baseline").dataset == "tiny_imagenet"
+    assert zoo.describe("vgg_a").toggles["bn"] is False
+
+
+def test_unknown_model_names_close_matches_and_how_to_list():
+    with pytest.raises(ValueError, match=r"Unknown model 'vgga'\. Did you mean 'vgg_a'\?") as err:
+        zoo.build("vgga")
+    assert "list_models" in str(err.value) and "resnet_cnn" in str(err.value)
+
+
+def test_unknown_toggle_lists_the_builders_toggles():
+    with pytest.raises(TypeError, match=r"unknown toggle\(s\) 'batchnorm'") as err:
+        zoo.build("vgg_a", batchnorm=True)
+    for toggle in zoo.describe("vgg_a").toggles:
+        assert toggle in str(err.value)
+
+
+def test_toggle_types_are_checked():
+    with pytest.raises(TypeError, match="'bn' expects bool"):
+        zoo.build("vgg_a", bn="yes")
+    with pytest.raises(TypeError, match="'width' expects float"):
+        zoo.build("vgg_a", width="wide")
+    with pytest.raises(ValueError, match="'activation' must be one of 'relu'"):
+        zoo.build("mlp_mnist", activation="swishy")
+    with pytest.raises(ValueError, match="'depth' must be one of 'short', 'mid', 'long'"):
+        zoo.build("tiny_baseline", depth="huge")
+
+
+def test_lists_are_accepted_for_tuples():
+    model = zoo.build("mlp_mnist", hidden=[16, 8])
+    assert [layer.name for layer in model.layers if layer.name.startswith("fc")][:1] == ["fc1"]
+    assert model.get_layer("fc2").units == 8
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [((8, 8, 1), "too small"), ((28, 28), "three positive integers"), ((0, 28, 1), "three")],
+)
+def test_impossible_shapes_say_so(shape, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.build("lenet", input_shape=shape)
+
+
+def test_bad_num_classes():
+    with pytest.raises(ValueError, match="num_classes must be a positive integer"):
+        zoo.build("mlp_mnist", num_classes=0)
+
+
+def test_study_argument_names_are_aliases():
+    ours = zoo.build("deeper_convnet", hidden=256, bn=True, dropout=0.2, weight_decay=5e-4)
+    theirs = zoo.build(
+        "deeper_convnet",
+        hidden_dim=256,
+        use_batchnorm=True,
+        use_dropout=True,
+        dropout_keep_ratio=0.8,
+        reg=5e-4,
+    )
+    assert ours.get_layer("fc1").units == theirs.get_layer("fc1").units == 256
+    assert theirs.get_layer("fc1_drop").rate == pytest.approx(0.2)
+    assert len(theirs.losses) == len(ours.losses) > 0
+    off = zoo.build("deeper_convnet", use_dropout=False, dropout_keep_ratio=0.5)
+    assert not [layer for layer in off.layers if isinstance(layer, keras.layers.Dropout)]
+    norm = zoo.build("tiny_baseline", norm=True, width=0.125)
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in norm.layers)
+    with pytest.raises(TypeError, match="not both"):
+        zoo.build("deeper_convnet", reg=1e-3, weight_decay=1e-3)
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_lists_and_describes():
+    listed = _cli("list")
+    assert listed.returncode == 0
+    assert "resnet_cnn" in listed.stdout and "91.57%" in listed.stdout
+    described = _cli("describe", "basic_cnn")
+    assert described.returncode == 0
+    assert '"trainable_params": 1147466' in described.stdout
+
+
+def test_cli_misuse_exits_2_with_one_line():
+    bad = _cli("describe", "vgga")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith("python -m zoo: Unknown model 'vgga'")
+    assert "Traceback" not in bad.stderr
+    assert _cli("frobnicate").returncode == 2

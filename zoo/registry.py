@@ -1,0 +1,299 @@
+"""The model registry: builders register under their function name; `build` checks and calls them.
+
+A builder's keyword-only signature is its schema: every toggle, its type and its default. `build`
+fills `input_shape` / `num_classes` from the model's home dataset, maps a study's own argument names
+onto ours, rejects unknown toggles with the valid ones listed, and type-checks every value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Union
+
+import keras
+
+# Home datasets: input shape (H, W, C) and number of classes a builder gets when none is given.
+HOME_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
+    "mnist": ((28, 28, 1), 10),
+    "cifar10": ((32, 32, 3), 10),
+    "tiny_imagenet": ((64, 64, 3), 200),
+}
+
+_RESERVED = ("input_shape", "num_classes")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What `describe` tells about a registered model.
+
+    Attributes:
+        name: Registry name.
+        family: Module (architecture family) that defines the builder.
+        dataset: Home dataset, which gives the default input shape and class count.
+        input_shape: Default input shape `(H, W, C)`.
+        num_classes: Default number of classes.
+        study: Study whose configuration the defaults reproduce (`S0` to `S4`).
+        reported: Test accuracy the study reported for that configuration, if it reported one.
+        reference: What `reported` refers to, in a few words.
+        toggles: Every toggle with its default value.
+        aliases: The study's own argument names accepted in place of ours (`alias -> toggle`).
+        summary: First line of the builder's docstring.
+    """
+
+    name: str
+    family: str
+    dataset: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    study: str
+    reported: float | None
+    reference: str
+    toggles: dict[str, Any]
+    aliases: dict[str, str]
+    summary: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    fn: Callable[..., keras.Model]
+    dataset: str
+    study: str
+    reported: float | None
+    reference: str
+    aliases: Mapping[str, str]
+    translate: Callable[[dict[str, Any]], dict[str, Any]] | None
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register(
+    *,
+    dataset: str,
+    study: str,
+    reported: float | None = None,
+    reference: str = "",
+    aliases: Mapping[str, str] | None = None,
+    translate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
+    """Registers a builder under its function name.
+
+    Args:
+        dataset: Home dataset, a key of `HOME_SHAPES`.
+        study: Study whose configuration the builder's defaults reproduce.
+        reported: The study's reported test accuracy for the default configuration (0 to 1).
+        reference: What `reported` refers to.
+        aliases: The study's argument names mapped to the builder's toggle names.
+        translate: Maps study arguments that are not plain renames onto toggles; runs first.
+
+    Returns:
+        A decorator that registers and returns the builder unchanged.
+    """
+    if dataset not in HOME_SHAPES:
+        raise ValueError(
+            f"Unknown home dataset {dataset!r}; expected one of {sorted(HOME_SHAPES)}."
+        )
+
+    def decorator(fn: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        if fn.__name__ in _REGISTRY:
+            raise ValueError(f"Model {fn.__name__!r} is already registered.")
+        _REGISTRY[fn.__name__] = _Entry(
+            fn, dataset, study, reported, reference, dict(aliases or {}), translate
+        )
+        return fn
+
+    return decorator
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Lists registered model names, sorted.
+
+    Args:
+        pattern: Optional shell-style pattern, e.g. `"*cnn"` or `"vgg_*"`.
+
+    Returns:
+        The matching names.
+    """
+    names = sorted(_REGISTRY)
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern)] if pattern else names
+
+
+def _entry(name: str) -> _Entry:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(
+        f"Unknown model {name!r}.{hint} "
+        f"Valid models: {', '.join(list_models())} (zoo.list_models() lists them)."
+    )
+
+
+def _toggle_params(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    params = inspect.signature(fn).parameters
+    return {k: p for k, p in params.items() if k not in _RESERVED}
+
+
+def describe(name: str) -> ModelInfo:
+    """Describes a registered model: toggles and defaults, home dataset, the study's figure.
+
+    Args:
+        name: Registry name.
+
+    Returns:
+        A `ModelInfo`.
+
+    Raises:
+        ValueError: If the name is not registered.
+    """
+    entry = _entry(name)
+    shape, classes = HOME_SHAPES[entry.dataset]
+    doc = inspect.getdoc(entry.fn) or ""
+    return ModelInfo(
+        name=name,
+        family=entry.fn.__module__.rsplit(".", 1)[-1],
+        dataset=entry.dataset,
+        input_shape=shape,
+        num_classes=classes,
+        study=entry.study,
+        reported=entry.reported,
+        reference=entry.reference,
+        toggles={k: p.default for k, p in _toggle_params(entry.fn).items()},
+        aliases=dict(entry.aliases),
+        summary=doc.splitlines()[0] if doc else "",
+    )
+
+
+def build(
+    name: str,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+    **toggles: Any,
+) -> keras.Model:
+    """Builds a registered model: functional, uncompiled, outputs logits.
+
+    Args:
+        name: Registry name (see `list_models`).
+        input_shape: `(H, W, C)`; defaults to the model's home dataset.
+        num_classes: Number of output logits; defaults to the home dataset's.
+        **toggles: The builder's toggles (see `describe(name).toggles`); the study's own
+            argument names are accepted too (`describe(name).aliases`).
+
+    Returns:
+        A `keras.Model` named `name`.
+
+    Raises:
+        ValueError: Unknown model, a value outside a toggle's choices, or a bad shape.
+        TypeError: Unknown toggle, or a value of the wrong type.
+    """
+    entry = _entry(name)
+    home_shape, home_classes = HOME_SHAPES[entry.dataset]
+    input_shape = _check_shape(name, home_shape if input_shape is None else input_shape)
+    num_classes = home_classes if num_classes is None else num_classes
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"{name}: num_classes must be a positive integer, got {num_classes!r}.")
+    toggles = resolve_toggles(name, toggles)
+    try:
+        return entry.fn(input_shape=input_shape, num_classes=num_classes, **toggles)
+    except ValueError as err:
+        if str(err).startswith(f"{name}:"):
+            raise
+        raise ValueError(f"{name} with input_shape={input_shape}: {err}") from err
+
+
+def resolve_toggles(name: str, toggles: Mapping[str, Any]) -> dict[str, Any]:
+    """Maps a study's argument names onto the model's toggles and checks every name and type.
+
+    Args:
+        name: Registry name.
+        toggles: Toggle values, ours or the study's names.
+
+    Returns:
+        The toggles under the builder's own names, lists turned into tuples.
+
+    Raises:
+        TypeError: Unknown toggle or a value of the wrong type.
+        ValueError: A value outside a toggle's choices.
+    """
+    entry = _entry(name)
+    toggles = dict(toggles)
+    if entry.translate:
+        toggles = entry.translate(toggles)
+    for alias, target in entry.aliases.items():
+        if alias in toggles:
+            if target in toggles:
+                raise TypeError(f"{name}: give {alias!r} or {target!r}, not both.")
+            toggles[target] = toggles.pop(alias)
+    params = _toggle_params(entry.fn)
+    unknown = sorted(set(toggles) - set(params))
+    if unknown:
+        valid = ", ".join(f"{k}={p.default!r}" for k, p in params.items())
+        raise TypeError(
+            f"{name}: unknown toggle(s) {', '.join(map(repr, unknown))}. "
+            f"Valid toggles: {valid}"
+            + (f"; study names: {', '.join(sorted(entry.aliases))}" if entry.aliases else "")
+            + "."
+        )
+    hints = typing.get_type_hints(entry.fn)
+    for key, value in toggles.items():
+        if isinstance(value, list):
+            toggles[key] = value = tuple(value)
+        _check_type(name, key, value, hints.get(key, Any))
+    return toggles
+
+
+def _check_shape(name: str, shape: Any) -> tuple[int, int, int]:
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ValueError(
+            f"{name}: input_shape must be three positive integers (height, width, channels), "
+            f"got {shape!r}."
+        )
+    return shape
+
+
+def _check_type(model: str, key: str, value: Any, hint: Any) -> None:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal and value not in args:
+        raise ValueError(
+            f"{model}: toggle {key!r} must be one of {', '.join(map(repr, args))}; got {value!r}."
+        )
+    if not _matches(value, hint):
+        raise TypeError(
+            f"{model}: toggle {key!r} expects {_type_name(hint)}, got {value!r} "
+            f"({type(value).__name__})."
+        )
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin is Literal:
+        return value in args
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if origin is tuple:
+        item = args[0] if args else Any
+        return isinstance(value, tuple) and all(_matches(v, item) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

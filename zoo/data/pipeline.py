@@ -1,0 +1,204 @@
+"""From decoded uint8 arrays to tf.data pipelines: splits, subsets, batched augmentation.
+
+Images stay uint8 in memory. A training batch is gathered by index from that array, augmented
+as a whole batch with one projective-transform op (crop-with-padding, flip, rotation and shift
+are all affine maps, so they compose into one matrix per image), normalized, and prefetched.
+Randomness is stateless and seeded, so a pipeline is the same under the same seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """Training-time augmentation; every field off (0 / False) disables that part.
+
+    Attributes:
+        crop_padding: Random crop back to the image size after zero-padding this many pixels on
+            every side (torchvision's `RandomCrop(size, padding)`).
+        flip: Horizontal flip with probability 0.5.
+        rotate_degrees: Rotation by an angle uniform in +-this, applied with probability `p`.
+        shift_fraction: Translation uniform in +-this fraction of height and width, applied
+            with probability `p`.
+        p: Probability of the rotation and of the shift (each drawn on its own).
+    """
+
+    crop_padding: int = 0
+    flip: bool = False
+    rotate_degrees: float = 0.0
+    shift_fraction: float = 0.0
+    p: float = 0.5
+
+    @property
+    def active(self) -> bool:
+        """True if any part is on."""
+        return bool(self.crop_padding or self.flip or self.rotate_degrees or self.shift_fraction)
+
+
+def split_stratified(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Splits indices per class: `round(n_c * fraction)` of each class go to the second part.
+
+    Returns:
+        `(keep, held_out)` index arrays, each sorted, disjoint, covering every index.
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"val_split must be in [0, 1), got {fraction!r}.")
+    rng = np.random.default_rng(seed)
+    keep, held = [], []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        rng.shuffle(idx)
+        n = round(len(idx) * fraction)
+        held.append(idx[:n])
+        keep.append(idx[n:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
+def subset_indices(labels: np.ndarray, subset: float | int, seed: int) -> np.ndarray:
+    """A stratified random subset: a fraction in (0, 1], or a count per class (int >= 1).
+
+    Raises:
+        ValueError: For a fraction outside (0, 1] or a count below 1.
+    """
+    if isinstance(subset, bool) or not isinstance(subset, (int, float)):
+        raise ValueError(f"subset must be a fraction or a per-class count, got {subset!r}.")
+    if isinstance(subset, float) and not 0 < subset <= 1:
+        raise ValueError(f"subset fraction must be in (0, 1], got {subset!r}.")
+    if isinstance(subset, int) and subset < 1:
+        raise ValueError(f"subset per-class count must be >= 1, got {subset!r}.")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        n = min(
+            len(idx), subset if isinstance(subset, int) else max(1, math.ceil(len(idx) * subset))
+        )
+        chosen.append(rng.choice(idx, n, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images, on the [0, 1] scale."""
+    flat = images.reshape(-1, images.shape[-1])
+    # Chunked float64 sums: exact enough and no (N*H*W, C) float copy of the whole set.
+    total = np.zeros(flat.shape[1])
+    squares = np.zeros(flat.shape[1])
+    for start in range(0, len(flat), 1 << 22):
+        chunk = flat[start : start + (1 << 22)].astype(np.float64)
+        total += chunk.sum(0)
+        squares += np.square(chunk).sum(0)
+    mean = total / len(flat)
+    std = np.sqrt(np.maximum(squares / len(flat) - mean**2, 0.0))
+    return tuple(float(m) / 255 for m in mean), tuple(float(s) / 255 for s in std)
+
+
+def augment_batch(images: tf.Tensor, aug: Augment, seed: tf.Tensor) -> tf.Tensor:
+    """Augments a batch `(B, H, W, C)` with one projective transform per image.
+
+    `seed` is a shape-(2,) int tensor for the stateless random ops.
+    """
+    batch = tf.shape(images)[0]
+    height = tf.cast(tf.shape(images)[1], tf.float32)
+    width = tf.cast(tf.shape(images)[2], tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 7)
+    zeros, ones = tf.zeros([batch]), tf.ones([batch])
+
+    def uniform(i: int, low: float, high: float) -> tf.Tensor:
+        return tf.random.stateless_uniform([batch], seeds[i], low, high)
+
+    def chance(i: int, p: float) -> tf.Tensor:
+        return tf.random.stateless_uniform([batch], seeds[i]) < p
+
+    # The transform maps output pixel (x, y) to input (a x + b y + c, d x + e y + f).
+    a, b, c, d, e, f = ones, zeros, zeros, zeros, ones, zeros
+    if aug.rotate_degrees:
+        angle = uniform(0, -aug.rotate_degrees, aug.rotate_degrees) * (math.pi / 180)
+        angle = tf.where(chance(1, aug.p), angle, 0.0)
+        cos, sin = tf.cos(angle), tf.sin(angle)
+        cx, cy = (width - 1) / 2, (height - 1) / 2
+        a, b, c = cos, -sin, cx - cos * cx + sin * cy
+        d, e, f = sin, cos, cy - sin * cx - cos * cy
+    shift_x, shift_y = zeros, zeros
+    if aug.shift_fraction:
+        on = chance(2, aug.p)
+        shift_x = tf.where(on, uniform(3, -aug.shift_fraction, aug.shift_fraction) * width, 0.0)
+        shift_y = tf.where(on, uniform(4, -aug.shift_fraction, aug.shift_fraction) * height, 0.0)
+    if aug.crop_padding:
+        pad = aug.crop_padding
+        offsets = tf.random.stateless_uniform([2, batch], seeds[5], -pad, pad + 1, dtype=tf.int32)
+        shift_x += tf.cast(offsets[0], tf.float32)
+        shift_y += tf.cast(offsets[1], tf.float32)
+    c, f = c + shift_x, f + shift_y
+    if aug.flip:
+        # Mirror the output x axis, x -> (W - 1) - x, by folding it into the map's first column.
+        flip = chance(6, 0.5)
+        c = tf.where(flip, c + a * (width - 1), c)
+        f = tf.where(flip, f + d * (width - 1), f)
+        a, d = tf.where(flip, -a, a), tf.where(flip, -d, d)
+    transforms = tf.stack([a, b, c, d, e, f, zeros, zeros], axis=1)
+    smooth = aug.rotate_degrees or aug.shift_fraction
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR" if smooth else "NEAREST",
+        fill_mode="CONSTANT",
+    )
+
+
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch_size: int,
+    mean: tuple[float, ...] | None,
+    std: tuple[float, ...] | None,
+    augment: Augment | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """A batched dataset of `(float32 images, int32 labels)` from in-memory uint8 arrays.
+
+    Every pass reshuffles (when `shuffle`) and draws new augmentations, both seeded, so two
+    datasets made with the same arguments yield the same batches, epoch by epoch.
+    """
+    x = tf.constant(images)
+    y = tf.constant(labels)
+    order = tf.data.Dataset.range(len(images))
+    if shuffle:
+        order = order.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    order = order.batch(batch_size)
+    if mean is not None:
+        scale = tf.constant([255.0 * s for s in std], tf.float32)
+        offset = tf.constant([255.0 * m for m in mean], tf.float32)
+
+    def to_float(batch: tf.Tensor) -> tf.Tensor:
+        batch = tf.cast(batch, tf.float32)
+        return (batch - offset) / scale if mean is not None else batch / 255.0
+
+    if augment is not None and augment.active:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(order, seeds).map(
+            lambda idx, s: (
+                to_float(augment_batch(tf.gather(x, idx), augment, s)),
+                tf.gather(y, idx),
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    else:
+        ds = order.map(
+            lambda idx: (to_float(tf.gather(x, idx)), tf.gather(y, idx)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,14 +1,35 @@
-"""Shared fixtures. Real datasets for tests live in the workplace copy `../shared/data` (found
-here, or through ZOO_TEST_DATA); model tests need none."""
+"""Shared fixtures. The real datasets the tests read sit in `shared/data` beside the checkout
+(or wherever ZOO_TEST_DATA points); tests that need them are skipped, saying why, without it."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["ZOO_OFFLINE"] = "1"  # tests never download
+os.environ.pop("ZOO_DATA_DIR", None)
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+
+DATA = Path(
+    os.environ.get("ZOO_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    """One cache folder per session: archives are extracted once, never into the user's cache."""
+    os.environ["ZOO_CACHE_DIR"] = str(tmp_path_factory.mktemp("zoo-cache"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder of real datasets (MNIST IDX files, CIFAR-10 and Tiny ImageNet archives)."""
+    if not (DATA / "mnist").is_dir():
+        pytest.skip(f"real test data not found at {DATA} (set ZOO_TEST_DATA)")
+    return DATA
 
 
 @pytest.fixture(autouse=True)

@@ -410,17 +410,15 @@ def _from_tfds(name: str, spec: _Spec, tfds_dir: Any, looked: list[str]) -> Arra
             looked.append(f"{where}: {spec.tfds} not prepared, and offline so no download")
             return None
         builder.download_and_prepare()
-    splits = tfds.as_numpy(builder.as_dataset(batch_size=-1, as_supervised=True))
     names = tuple(builder.info.features["label"].names)
-    (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
-    return Arrays(
-        x_train,
-        y_train.astype(np.int32),
-        x_test,
-        y_test.astype(np.int32),
-        names,
-        f"tfds:{spec.tfds}",
-    )
+
+    def split(which: str) -> tuple[np.ndarray, np.ndarray]:
+        batches = builder.as_dataset(split=which, as_supervised=True).batch(4096)
+        xs, ys = zip(*batches.as_numpy_iterator(), strict=True)
+        return np.concatenate(xs), np.concatenate(ys).astype(np.int32)
+
+    (x_train, y_train), (x_test, y_test) = split("train"), split("test")
+    return Arrays(x_train, y_train, x_test, y_test, names, f"tfds:{spec.tfds}")
 
 
 def _synthetic(shape: tuple[int, int, int], classes: int, seed: int) -> Arrays:

@@ -1,0 +1,339 @@
+"""zoo.data on the real files: IDX MNIST, the CIFAR-10 JPEG archive, the Tiny ImageNet subset."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import zoo.data as zdata
+from zoo.data import formats
+from zoo.data.pipeline import split_stratified, subset_indices
+
+MNIST_TEST_PER_CLASS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+MNIST_TRAIN_PER_CLASS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+@pytest.fixture(scope="module")
+def mnist(data_dir):
+    return zdata.read("mnist", data_dir=data_dir)
+
+
+@pytest.fixture(scope="module")
+def cifar(data_dir):
+    return zdata.read("cifar10", data_dir=data_dir)
+
+
+def _batches(ds):
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds], strict=True)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def test_mnist_idx_counts_shapes_and_classes(mnist):
+    assert mnist.x_train.shape == (60000, 28, 28, 1) and mnist.x_train.dtype == np.uint8
+    assert mnist.x_test.shape == (10000, 28, 28, 1)
+    assert np.bincount(mnist.y_train).tolist() == MNIST_TRAIN_PER_CLASS
+    assert np.bincount(mnist.y_test).tolist() == MNIST_TEST_PER_CLASS
+    assert mnist.class_names == tuple("0123456789")
+    # The README of the data: train mean 0.13071, std 0.30824.
+    assert mnist.x_train.mean() / 255 == pytest.approx(0.13071, abs=1e-4)
+
+
+def test_cifar_image_folder_counts_and_labels_match_folders(cifar):
+    assert cifar.x_train.shape == (50000, 32, 32, 3) and cifar.x_test.shape == (10000, 32, 32, 3)
+    assert np.bincount(cifar.y_train).tolist() == [5000] * 10
+    assert np.bincount(cifar.y_test).tolist() == [1000] * 10
+    assert cifar.class_names[3] == "cat"
+    cats = Path(cifar.source) / "train" / "cat"
+    first_cat = sorted(p for p in cats.iterdir() if p.suffix == ".jpg")[0]
+    decoded = tf.io.decode_jpeg(first_cat.read_bytes(), channels=3).numpy()
+    assert cifar.y_train[15000] == 3
+    np.testing.assert_array_equal(cifar.x_train[15000], decoded)
+
+
+def test_tiny_imagenet_layout_val_serves_as_test(data_dir):
+    if not (data_dir / "tiny-imagenet-200-subset.tar.gz").is_file():
+        pytest.skip("no Tiny ImageNet archive in the test data")
+    tiny = zdata.read("tiny_imagenet", data_dir=data_dir)
+    assert tiny.x_train.shape == (30000, 64, 64, 3)
+    assert np.bincount(tiny.y_train, minlength=200).tolist() == [150] * 200
+    assert np.bincount(tiny.y_test, minlength=200).tolist() == [50] * 200
+    assert tiny.class_names[0] == "goldfish"  # n01443537, the first wnid in sorted order
+    # Greyscale JPEGs come out as RGB with three equal channels.
+    grey = (tiny.x_train[..., 0] == tiny.x_train[..., 1]).all(axis=(1, 2))
+    assert grey.sum() > 0
+
+
+def test_archive_is_extracted_once(data_dir, cifar):
+    cache = Path(os.environ["ZOO_CACHE_DIR"])
+    first = formats.extract(data_dir / "cifar10-jpeg.tar.gz", cache)
+    assert Path(cifar.source).parent == first  # the session's read extracted it here
+    marker = first / "marker"
+    marker.write_text("kept")
+    assert formats.extract(data_dir / "cifar10-jpeg.tar.gz", cache) == first
+    assert marker.read_text() == "kept"  # not extracted again
+
+
+def test_the_dataset_folder_itself_and_the_env_variable(data_dir, monkeypatch):
+    direct = zdata.read("mnist", data_dir=data_dir / "mnist")
+    assert len(direct.y_train) == 60000
+    monkeypatch.setenv("ZOO_DATA_DIR", str(data_dir))
+    *_, info = zdata.load("mnist", subset=5, test_subset=5)
+    assert info.source == str((data_dir / "mnist").resolve())
+
+
+# --- splits and subsets ------------------------------------------------------------------------
+
+
+def test_val_split_is_stratified_disjoint_and_stable(mnist):
+    keep, held = split_stratified(mnist.y_train, 1 / 6, seed=0)
+    assert not set(keep) & set(held)
+    assert len(keep) + len(held) == 60000
+    per_class = np.bincount(mnist.y_train[held])
+    expected = np.round(np.asarray(MNIST_TRAIN_PER_CLASS) / 6)
+    np.testing.assert_array_equal(per_class, expected)
+    again = split_stratified(mnist.y_train, 1 / 6, seed=0)
+    np.testing.assert_array_equal(held, again[1])
+    other = split_stratified(mnist.y_train, 1 / 6, seed=1)
+    assert not np.array_equal(held, other[1])
+
+
+def test_subset_fraction_and_per_class_count(mnist):
+    tenth = subset_indices(mnist.y_train, 0.1, seed=0)
+    assert abs(len(tenth) - 6000) <= 10
+    per_class = subset_indices(mnist.y_train, 7, seed=0)
+    assert np.bincount(mnist.y_train[per_class]).tolist() == [7] * 10
+    with pytest.raises(ValueError, match="fraction must be in"):
+        subset_indices(mnist.y_train, 1.5, seed=0)
+    with pytest.raises(ValueError, match="per-class count"):
+        subset_indices(mnist.y_train, 0, seed=0)
+
+
+def test_load_mnist_pipelines(data_dir):
+    train, val, test, info = zdata.load(
+        "mnist", data_dir=data_dir, batch_size=32, subset=60, test_subset=20, augment=False
+    )
+    assert info.num_examples == {"train": 500, "val": 100, "test": 200}
+    assert info.input_shape == (28, 28, 1) and info.num_classes == 10
+    x, y = next(iter(train))
+    assert x.shape == (32, 28, 28, 1) and x.dtype == tf.float32 and y.dtype == tf.int32
+    x_train, y_train = _batches(train)
+    x_val, _ = _batches(val)
+    assert len(y_train) == 500 and len(x_val) == 100
+    assert len(_batches(test)[1]) == 200
+    # Standardized with the train split's own statistics.
+    assert abs(x_train.mean()) < 1e-3 and x_train.std() == pytest.approx(1.0, abs=1e-3)
+    # No validation image is also a training image.
+    train_keys = {row.tobytes() for row in x_train.reshape(len(x_train), -1)}
+    assert not any(row.tobytes() in train_keys for row in x_val.reshape(len(x_val), -1))
+
+
+def test_default_val_split_is_the_studies(data_dir):
+    *_, info = zdata.load("mnist", data_dir=data_dir, subset=60, test_subset=1)
+    assert info.num_examples["val"] == 100  # S2's 5:1
+
+
+# --- augmentation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["cifar10", "mnist"])
+def test_augmentation_changes_pixels_not_labels_and_is_seeded(data_dir, name):
+    common = dict(
+        data_dir=data_dir, subset=20, test_subset=1, shuffle=False, normalize=False, seed=3
+    )
+    plain, *_ = zdata.load(name, augment=False, **common)
+    aug_a, *_ = zdata.load(name, augment=True, **common)
+    aug_b, *_ = zdata.load(name, augment=True, **common)
+    x0, y0 = _batches(plain)
+    xa, ya = _batches(aug_a)
+    xb, _ = _batches(aug_b)
+    np.testing.assert_array_equal(y0, ya)
+    changed = (np.abs(xa - x0).reshape(len(xa), -1).max(1) > 0).mean()
+    assert changed > 0.5  # most images moved (crops of offset 0 without flip leave a few)
+    np.testing.assert_array_equal(xa, xb)  # same seed, same augmentation
+    xa2, _ = _batches(aug_a)  # the next epoch draws new augmentations
+    assert not np.array_equal(xa, xa2)
+
+
+def test_crop_and_flip_keep_the_image_content(data_dir):
+    aug = zdata.Augment(flip=True)
+    common = dict(data_dir=data_dir, subset=5, test_subset=1, shuffle=False, normalize=False)
+    plain, *_ = zdata.load("cifar10", augment=False, **common)
+    flipped, *_ = zdata.load("cifar10", augment=aug, **common)
+    x0, _ = _batches(plain)
+    xf, _ = _batches(flipped)
+    for a, b in zip(x0, xf, strict=True):
+        assert np.array_equal(a, b) or np.array_equal(a[:, ::-1], b)
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"Unknown dataset 'cifar'.*Known datasets: cifar10, "):
+        zdata.load("cifar")
+
+
+def test_nothing_found_names_every_place(tmp_path):
+    with pytest.raises(zdata.DataError) as err:
+        zdata.read("cifar100", data_dir=tmp_path)
+    message = str(err.value)
+    assert str(tmp_path) in message and "cifar-100-python/" in message
+    assert "TFDS" in message and "offline" in message and "cifar-100-python.tar.gz" in message
+
+
+def test_missing_data_dir_is_named(tmp_path):
+    with pytest.raises(zdata.DataError, match="does not exist"):
+        zdata.read("mnist", data_dir=tmp_path / "nowhere")
+
+
+def _mnist_copy(data_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "mnist"
+    shutil.copytree(data_dir / "mnist", folder)
+    return folder
+
+
+def test_truncated_idx_file_is_named(data_dir, tmp_path):
+    folder = _mnist_copy(data_dir, tmp_path)
+    path = folder / "t10k-labels-idx1-ubyte.gz"
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:-10]))
+    with pytest.raises(zdata.DataError, match=r"t10k-labels-idx1-ubyte\.gz: header promises"):
+        zdata.read("mnist", data_dir=tmp_path)
+
+
+def test_missing_idx_file_is_named(data_dir, tmp_path):
+    folder = _mnist_copy(data_dir, tmp_path)
+    (folder / "t10k-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(zdata.DataError, match="missing t10k-images-idx3-ubyte"):
+        zdata.read("mnist", data_dir=folder)
+
+
+def test_image_and_label_counts_must_agree(data_dir, tmp_path):
+    folder = _mnist_copy(data_dir, tmp_path)
+    path = folder / "t10k-labels-idx1-ubyte.gz"
+    raw = gzip.decompress(path.read_bytes())
+    fewer = raw[:4] + (9999).to_bytes(4, "big") + raw[8:-1]
+    path.write_bytes(gzip.compress(fewer))
+    with pytest.raises(
+        zdata.DataError, match=r"test images \(10000, 28, 28\) and labels \(9999,\)"
+    ):
+        zdata.read("mnist", data_dir=folder)
+
+
+def _small_image_tree(cifar, root: Path, per_class: int = 3) -> Path:
+    for split, x, y in (
+        ("train", cifar.x_train, cifar.y_train),
+        ("test", cifar.x_test, cifar.y_test),
+    ):
+        for label, name in enumerate(cifar.class_names):
+            folder = root / "cifar10" / split / name
+            folder.mkdir(parents=True)
+            for i, idx in enumerate(np.flatnonzero(y == label)[:per_class]):
+                Image.fromarray(x[idx]).save(folder / f"{i:04d}.png")
+    return root
+
+
+def test_image_folder_tree_of_pngs(cifar, tmp_path):
+    root = _small_image_tree(cifar, tmp_path)
+    arrays = zdata.read("cifar10", data_dir=root)
+    assert arrays.x_train.shape == (30, 32, 32, 3)
+    np.testing.assert_array_equal(
+        arrays.x_train[0], cifar.x_train[np.flatnonzero(cifar.y_train == 0)[0]]
+    )
+
+
+def test_corrupt_image_is_named(cifar, tmp_path):
+    root = _small_image_tree(cifar, tmp_path)
+    bad = root / "cifar10" / "test" / "dog" / "0001.png"
+    bad.write_bytes(b"not a png at all")
+    with pytest.raises(zdata.DataError, match=r"dog/0001\.png: cannot decode image"):
+        zdata.read("cifar10", data_dir=root)
+
+
+def test_image_of_another_size_is_named(cifar, tmp_path):
+    root = _small_image_tree(cifar, tmp_path)
+    odd = root / "cifar10" / "train" / "ship" / "0002.png"
+    Image.fromarray(np.zeros((30, 32, 3), np.uint8)).save(odd)
+    with pytest.raises(zdata.DataError, match=r"ship/0002\.png: image is \(30, 32, 3\)"):
+        zdata.read("cifar10", data_dir=root)
+
+
+def test_archive_members_cannot_escape(tmp_path):
+    archive = tmp_path / "cifar10-evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        data = b"x"
+        member = tarfile.TarInfo("../escaped.txt")
+        member.size = len(data)
+        tar.addfile(member, io.BytesIO(data))
+    with pytest.raises(zdata.DataError, match="outside the folder"):
+        zdata.read("cifar10", data_dir=tmp_path)
+    assert not (tmp_path.parent / "escaped.txt").exists()
+
+
+# --- synthetic, CLI ------------------------------------------------------------------------
+
+
+def test_synthetic_any_shape():
+    train, val, test, info = zdata.load(
+        "synthetic", synthetic_shape=(12, 10, 2), synthetic_classes=4, batch_size=16
+    )
+    x, y = next(iter(train))
+    assert x.shape == (16, 12, 10, 2) and info.num_classes == 4
+    assert info.num_examples == {"train": 360, "val": 40, "test": 80}
+
+
+def _cli(*args):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.data", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_bench_cli_prints_figures(data_dir):
+    out = _cli("bench", "mnist", "--data-dir", str(data_dir), "--passes", "1")
+    assert out.returncode == 0, out.stderr
+    assert "images/s" in out.stdout and "first full pass" in out.stdout
+
+
+def test_cli_bad_dataset_exits_2(tmp_path):
+    out = _cli("info", "imagenet")
+    assert out.returncode == 2 and "Unknown dataset 'imagenet'" in out.stderr
+    assert "Traceback" not in out.stderr
+    missing = _cli("info", "cifar10", "--data-dir", str(tmp_path))
+    assert missing.returncode == 2 and "No cifar10 data found" in missing.stderr
+
+
+def test_tfds_source_when_nothing_is_on_disk(tmp_path):
+    """TFDS cannot download here, so its own mock stands in for a prepared dataset."""
+    from unittest import mock
+
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=40):
+        builder_type = type(tfds.builder("cifar100", data_dir=str(tmp_path)))
+        with mock.patch.object(builder_type, "is_prepared", return_value=True):
+            train, _, _, info = zdata.load(
+                "cifar100", data_dir=tmp_path, tfds_dir=tmp_path, val_split=0.0, batch_size=8
+            )
+    assert info.source == "tfds:cifar100" and info.num_classes == 100
+    assert info.num_examples["train"] == 40
+    x, y = next(iter(train))
+    assert x.shape == (8, 32, 32, 3) and y.dtype == tf.int32

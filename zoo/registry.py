@@ -245,7 +245,7 @@ def resolve_toggles(name: str, toggles: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in toggles.items():
         if isinstance(value, list):
             toggles[key] = value = tuple(value)
-        _check_type(name, key, value, hints.get(key, Any))
+        check_type(name, key, value, hints.get(key, Any))
     return toggles
 
 
@@ -262,16 +262,16 @@ def _check_shape(name: str, shape: Any) -> tuple[int, int, int]:
     return shape
 
 
-def _check_type(model: str, key: str, value: Any, hint: Any) -> None:
+def check_type(model: str, key: str, value: Any, hint: Any) -> None:
+    """Raises TypeError (ValueError for a `Literal`'s choices) unless `value` fits `hint`."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Literal and value not in args:
         raise ValueError(
-            f"{model}: toggle {key!r} must be one of {', '.join(map(repr, args))}; got {value!r}."
+            f"{model}: {key!r} must be one of {', '.join(map(repr, args))}; got {value!r}."
         )
     if not _matches(value, hint):
         raise TypeError(
-            f"{model}: toggle {key!r} expects {_type_name(hint)}, got {value!r} "
-            f"({type(value).__name__})."
+            f"{model}: {key!r} expects {_type_name(hint)}, got {value!r} ({type(value).__name__})."
         )
 
 

@@ -160,6 +160,7 @@ def load(
     tfds_dir: str | os.PathLike | None = None,
     synthetic_shape: tuple[int, int, int] = (32, 32, 3),
     synthetic_classes: int = 10,
+    epochs: tuple[int, int] | None = None,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset, DatasetInfo]:
     """Loads a dataset as batched train / val / test pipelines of `(float32 image, int32 label)`.
 
@@ -184,6 +185,9 @@ def load(
         tfds_dir: TFDS data folder, for the TFDS source.
         synthetic_shape: Image shape of `synthetic`.
         synthetic_classes: Number of classes of `synthetic`.
+        epochs: `(first, last)`: make train the stream of epochs `first .. last - 1`, each
+            shuffled and augmented from `(seed, epoch)` alone, for `fit(steps_per_epoch=...)`
+            and exact resumption. By default each pass over train is a fresh epoch.
 
     Returns:
         `(train, val, test, info)`.
@@ -222,7 +226,7 @@ def load(
     norm = dict(mean=mean, std=std) if normalize else dict(mean=None, std=None)
     train = make_dataset(
         x_pool[train_idx], y_pool[train_idx], batch_size=batch_size, augment=aug,
-        shuffle=shuffle, seed=seed, **norm,
+        shuffle=shuffle, seed=seed, epochs=epochs, **norm,
     )  # fmt: skip
     val = make_dataset(x_pool[val_idx], y_pool[val_idx], batch_size=batch_size, **norm)
     test = make_dataset(x_test, y_test, batch_size=batch_size, **norm)

@@ -165,18 +165,18 @@ def make_dataset(
     augment: Augment | None = None,
     shuffle: bool = False,
     seed: int = 0,
+    epochs: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """A batched dataset of `(float32 images, int32 labels)` from in-memory uint8 arrays.
 
-    Every pass reshuffles (when `shuffle`) and draws new augmentations, both seeded, so two
-    datasets made with the same arguments yield the same batches, epoch by epoch.
+    Shuffling and augmentation are drawn from `(seed, epoch)` alone. With `epochs=(first,
+    last)` the dataset is the stream of epochs `first .. last - 1` back to back, so a run that
+    resumes at epoch k sees exactly the batches an uninterrupted run saw from epoch k on.
+    Without it, each pass over the dataset draws a fresh, seeded epoch.
     """
     x = tf.constant(images)
     y = tf.constant(labels)
-    order = tf.data.Dataset.range(len(images))
-    if shuffle:
-        order = order.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    order = order.batch(batch_size)
+    n = len(images)
     if mean is not None:
         scale = tf.constant([255.0 * s for s in std], tf.float32)
         offset = tf.constant([255.0 * m for m in mean], tf.float32)
@@ -185,20 +185,32 @@ def make_dataset(
         batch = tf.cast(batch, tf.float32)
         return (batch - offset) / scale if mean is not None else batch / 255.0
 
-    if augment is not None and augment.active:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip(order, seeds).map(
-            lambda idx, s: (
-                to_float(augment_batch(tf.gather(x, idx), augment, s)),
-                tf.gather(y, idx),
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+    augmenting = augment is not None and augment.active
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+        order = tf.range(n, dtype=tf.int64)
+        if shuffle:
+            order = tf.argsort(tf.random.stateless_uniform([n], key), stable=True)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+
+        def load(step: tf.Tensor, idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            images = tf.gather(x, idx)
+            if augmenting:
+                batch_key = tf.random.experimental.stateless_fold_in(key, step)
+                images = augment_batch(images, augment, batch_key)
+            return to_float(images), tf.gather(y, idx)
+
+        return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    if epochs is not None:
+        stream = tf.data.Dataset.range(*epochs)
+    elif shuffle or augmenting:
+        # A new random epoch key on every pass (seeded, so the sequence of passes repeats).
+        stream = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     else:
-        ds = order.map(
-            lambda idx: (to_float(tf.gather(x, idx)), tf.gather(y, idx)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    return ds.prefetch(tf.data.AUTOTUNE)
+        stream = tf.data.Dataset.range(1)
+    passes = epochs[1] - epochs[0] if epochs is not None else 1
+    # flat_map hides the length; Keras needs it to run validation without a warning.
+    length = tf.data.experimental.assert_cardinality(passes * math.ceil(n / batch_size))
+    return stream.flat_map(one_epoch).apply(length).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,286 @@
+"""Training end to end on real MNIST: run folders, schedules, early stopping, resume, the CLI."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from zoo.recipes import RECIPES, RunConfig, recipe
+from zoo.train import Run, load_config, rebuild, resume, train
+from zoo.train.__main__ import main
+from zoo.train.callbacks import schedule_fn
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tiny(data_dir: Path, **overrides) -> RunConfig:
+    settings = dict(
+        data_dir=str(data_dir), subset=20, test_subset=10, epochs=2, batch_size=32,
+        model_kwargs={"hidden": (32,)},
+    )  # fmt: skip
+    return recipe("mlp_mnist", **{**settings, **overrides})
+
+
+def test_every_model_has_a_recipe_that_builds():
+    assert set(RECIPES) == set(__import__("zoo").list_models())
+    assert recipe("resnet_cnn").optimizer == "adamw" and recipe("resnet_cnn").weight_decay == 5e-4
+    assert recipe("mlp_mnist").schedule == "step" and recipe("mlp_mnist").batch_size == 32
+    assert recipe("deeper_convnet").model_kwargs["bn"] is True
+
+
+def test_recipe_errors():
+    with pytest.raises(TypeError, match="Unknown run setting.*'optimiser'"):
+        recipe("mlp_mnist", optimiser="sgd")
+    with pytest.raises(ValueError, match="'optimizer' must be one of"):
+        recipe("mlp_mnist", optimizer="lbfgs")
+    with pytest.raises(ValueError, match="Unknown model 'mlp'"):
+        recipe("mlp")
+
+
+def test_run_folder_has_every_file_with_sane_contents(data_dir, tmp_path):
+    run = train(_tiny(data_dir), tmp_path, verbose=0)
+    files = {p.name for p in run.path.iterdir()}
+    assert {"config.json", "history.csv", "steps.csv", "best.keras", "metrics.json"} <= files
+    assert "confusion_matrix.csv" in files
+
+    saved = json.loads((run.path / "config.json").read_text())
+    assert saved["config"]["model"] == "mlp_mnist" and saved["config"]["seed"] == 0
+    assert {"zoo", "keras", "tensorflow"} <= set(saved["versions"])
+    assert saved["device"] and saved["input_shape"] == [28, 28, 1]
+    assert load_config(run.path) == run.config
+
+    history = pd.read_csv(run.path / "history.csv")
+    assert list(history["epoch"]) == [0, 1]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(history)
+    n = saved["num_examples"]["train"]
+    assert saved["num_examples"] == {"train": 170, "val": 30, "test": 100}  # 3 of 20 per class
+    steps = pd.read_csv(run.path / "steps.csv")
+    per_epoch = -(-n // 32)
+    assert len(steps) == 2 * per_epoch and list(steps["step"]) == list(range(2 * per_epoch))
+    # The per-step losses average (batch-weighted) to the epoch's logged loss.
+    sizes = np.array([32] * (per_epoch - 1) + [n - 32 * (per_epoch - 1)])
+    first = steps[steps["epoch"] == 0]["loss"].to_numpy()
+    assert np.average(first, weights=sizes) == pytest.approx(history["loss"][0], rel=1e-4)
+
+    m = run.metrics
+    assert m["epochs_run"] == 2 and m["stop_reason"] == "completed"
+    assert 0 <= m["test"]["accuracy"] <= 1 and m["train_images_per_second"] > 0
+    assert m["trainable_params"] == 784 * 32 + 32 + 32 * 10 + 10
+    confusion = pd.read_csv(run.path / "confusion_matrix.csv", index_col=0)
+    assert confusion.to_numpy().sum() == 100 and list(confusion.columns) == list("0123456789")
+
+    best = keras.models.load_model(run.path / "best.keras", safe_mode=True)
+    assert best.count_params() == rebuild(run.path).count_params()
+
+
+@pytest.mark.parametrize(
+    "schedule, extra, expected",
+    [
+        ("constant", {}, [0.1, 0.1, 0.1, 0.1, 0.1]),
+        ("step", {"step_size": 2, "gamma": 0.1}, [0.1, 0.1, 0.01, 0.01, 0.001]),
+        ("halving", {"step_size": 2}, [0.1, 0.1, 0.05, 0.05, 0.025]),
+        ("multistep", {"milestones": (1, 3), "gamma": 0.5}, [0.1, 0.05, 0.05, 0.025, 0.025]),
+        ("exponential", {"gamma": 0.5}, [0.1, 0.05, 0.025, 0.0125, 0.00625]),
+        ("cosine", {"min_lr": 0.0}, [0.1, 0.0904508, 0.0654508, 0.0345492, 0.0095492]),
+    ],
+)
+def test_schedules_give_the_expected_lr_per_epoch(schedule, extra, expected):
+    kwargs = dict(epochs=5, step_size=1, gamma=0.1, milestones=(), min_lr=0.0) | extra
+    fn = schedule_fn(schedule, 0.1, **kwargs)
+    assert [fn(e) for e in range(5)] == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_schedule_reaches_the_optimizer(data_dir, tmp_path):
+    run = train(
+        _tiny(data_dir, epochs=3, schedule="step", step_size=1, gamma=0.5), tmp_path, verbose=0
+    )
+    assert list(run.history["lr"]) == pytest.approx([0.1, 0.05, 0.025])
+
+
+def test_plateau_lowers_the_lr(data_dir, tmp_path):
+    # lr 0 from the second epoch on: val accuracy cannot improve, so the plateau rule fires.
+    run = train(
+        _tiny(data_dir, epochs=4, schedule="plateau", lr_patience=1, gamma=0.5, lr=0.0),
+        tmp_path,
+        verbose=0,
+    )
+    assert run.metrics["epochs_run"] == 4  # a plateau only lowers the lr, it never stops
+
+
+def test_early_stopping_stops_and_restores_the_best(data_dir, tmp_path):
+    # The lr drops to zero after the first epoch (gamma 0), so nothing improves afterwards.
+    config = _tiny(data_dir, epochs=10, schedule="exponential", gamma=0.0, early_stopping=2)
+    run = train(config, tmp_path, verbose=0)
+    assert run.metrics["stop_reason"] == "early_stopping"
+    assert run.metrics["epochs_run"] == 3
+    assert run.metrics["val"]["accuracy"] == pytest.approx(run.history["val_accuracy"].max())
+
+
+def test_nan_ends_the_run_with_a_stop_reason(data_dir, tmp_path):
+    run = train(_tiny(data_dir, lr=1e12, epochs=3), tmp_path, verbose=0)
+    assert run.metrics["stop_reason"] == "nan"
+
+
+def test_set_toggles_reach_the_model(data_dir, tmp_path, capsys):
+    code = main([
+        "lenet", "--data-dir", str(data_dir), "--subset", "10", "--test-subset", "5",
+        "--epochs", "1", "--out", str(tmp_path), "--quiet",
+        "--set", "bn=True", "--set", "channels=(4, 8)", "--set", "optimizer='adam'",
+    ])  # fmt: skip
+    assert code == 0
+    (path,) = tmp_path.iterdir()
+    config = load_config(path)
+    assert config.model_kwargs["bn"] is True and config.optimizer == "adam"
+    model = keras.models.load_model(path / "best.keras")
+    assert model.get_layer("conv1_conv").filters == 4
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    assert "test" in capsys.readouterr().out
+
+
+def test_two_runs_into_one_out_never_clobber(data_dir, tmp_path):
+    first = train(_tiny(data_dir, epochs=1), tmp_path, verbose=0)
+    second = train(_tiny(data_dir, epochs=1), tmp_path, verbose=0)
+    assert first.path != second.path and second.path.name.endswith("-2")
+    # A run another process holds is left alone too.
+    held = tmp_path / f"{first.path.name}-3"
+    held.mkdir()
+    with open(held / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        third = train(_tiny(data_dir, epochs=1), tmp_path, verbose=0)
+    assert third.path.name.endswith("-4")
+    assert Run.read(first.path).metrics == first.metrics
+
+
+def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.train", *args],
+        capture_output=True, text=True, timeout=300, cwd=REPO, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["mlp_mnst"], "Unknown model 'mlp_mnst'. Did you mean 'mlp_mnist'"),
+        (["mlp_mnist", "--epochz", "3"], "unrecognized arguments: --epochz"),
+        (["mlp_mnist", "--set", "hiden=5"], "unknown toggle(s) 'hiden'"),
+        (["mlp_mnist", "--set", "bn=3"], "'bn' expects bool"),
+        (["mlp_mnist", "--optimizer", "lbfgs"], "'optimizer' must be one of"),
+        (["--resume", "/nonexistent/run"], "not a run folder"),
+        (["cifar100_model"], "Unknown model"),
+    ],
+)
+def test_cli_misuse_exits_2_with_one_line(args, message):
+    out = _cli(*args)
+    assert out.returncode == 2, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert message in last and "Traceback" not in out.stderr
+
+
+def test_cli_data_not_found_and_wrong_resume_model(data_dir, tmp_path):
+    missing = _cli("basic_cnn", "--data-dir", str(tmp_path), "--out", str(tmp_path / "runs"))
+    assert missing.returncode == 2 and "No cifar10 data found" in missing.stderr
+    run = train(_tiny(data_dir, epochs=1), tmp_path / "runs", verbose=0)
+    wrong = _cli("lenet", "--resume", str(run.path))
+    assert wrong.returncode == 2 and "holds a mlp_mnist run, not lenet" in wrong.stderr
+
+
+KILLABLE = textwrap.dedent(
+    """
+    import sys
+    from zoo.recipes import recipe
+    from zoo.train import train
+    config = recipe("lenet", data_dir=sys.argv[1], subset=300, test_subset=20, epochs=6,
+                    batch_size=32, seed=5)
+    train(config, sys.argv[2], verbose=0)
+    """
+)
+
+
+def test_killed_run_resumes_without_losing_or_repeating_epochs(data_dir, tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(KILLABLE)
+    out = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, str(script), str(data_dir), str(out)], env=env)
+    history = None
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        found = list(out.glob("*/history.csv"))
+        if found and len(found[0].read_text().splitlines()) >= 3:  # header + 2 epochs
+            history = found[0]
+            break
+        time.sleep(0.02)
+    assert history is not None, "the run never finished two epochs"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    path = history.parent
+    assert not (path / "metrics.json").exists()
+
+    rerun = subprocess.run([sys.executable, str(script), str(data_dir), str(out)], env=env)
+    assert rerun.returncode == 0
+    assert [p.name for p in out.iterdir()] == [path.name]  # the same folder, resumed
+    resumed = Run.read(path)
+    assert list(resumed.history["epoch"]) == list(range(6))
+    steps = pd.read_csv(path / "steps.csv")
+    assert steps["step"].is_unique and steps["epoch"].max() == 5
+
+    fresh = subprocess.run(
+        [sys.executable, str(script), str(data_dir), str(tmp_path / "fresh")], env=env
+    )
+    assert fresh.returncode == 0
+    (fresh_path,) = (tmp_path / "fresh").iterdir()
+    uninterrupted = Run.read(fresh_path)
+    for split in ("train", "val", "test"):
+        assert resumed.metrics[split] == pytest.approx(uninterrupted.metrics[split], rel=1e-5)
+    np.testing.assert_allclose(
+        resumed.history["val_loss"], uninterrupted.history["val_loss"], rtol=1e-5
+    )
+
+
+def test_resume_of_a_finished_run_reads_it_back(data_dir, tmp_path):
+    run = train(_tiny(data_dir, epochs=1), tmp_path, verbose=0)
+    again = resume(run.path, verbose=0)
+    assert again.metrics == run.metrics
+
+
+MIRRORED = textwrap.dedent(
+    """
+    import sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+    from zoo.recipes import recipe
+    from zoo.train import train
+    config = recipe("mlp_mnist", data_dir=sys.argv[1], subset=20, test_subset=10, epochs=1,
+                    batch_size=32, strategy="mirrored", model_kwargs={"hidden": (16,)})
+    run = train(config, sys.argv[2], verbose=0)
+    print("REPLICAS", run.metrics["replicas"])
+    """
+)
+
+
+def test_mirrored_strategy_on_two_logical_cpus(data_dir, tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, str(script), str(data_dir), str(tmp_path / "runs")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "REPLICAS 2" in out.stdout

@@ -1,0 +1,169 @@
+"""Run settings: one frozen dataclass, and a recipe per model that reproduces its study.
+
+cfg = recipe("resnet_cnn")                      # S1's settings
+cfg = dataclasses.replace(cfg, epochs=5)        # derived, never copied
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from zoo import registry
+
+Optimizer = Literal["sgd", "momentum", "adam", "adamw", "rmsprop"]
+Schedule = Literal["constant", "step", "multistep", "exponential", "halving", "plateau", "cosine"]
+Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
+Strategy = Literal["default", "mirrored", "multiworker"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of a training run; `model_kwargs` go verbatim to the model's builder.
+
+    Attributes:
+        model: Registry name.
+        dataset: Dataset name; None means the model's home dataset.
+        data_dir: Folder with the data (see `zoo.data.load`); None: `$ZOO_DATA_DIR`, then TFDS.
+        epochs: Maximum number of epochs.
+        batch_size: Global batch size (split across replicas under a distribution strategy).
+        optimizer: `sgd`, `momentum` (SGD with `momentum`), `adam`, `adamw`, `rmsprop`.
+        lr: Initial learning rate.
+        momentum: Momentum of `momentum`, and of `rmsprop` (0 there means none).
+        rho: Decay of `rmsprop`'s squared-gradient average (PyTorch's `alpha`).
+        weight_decay: The optimizer's decoupled weight decay (AdamW's; for plain SGD the same
+            as an L2 penalty). The model's own L2 is the builder toggle `weight_decay`.
+        schedule: Learning-rate schedule, stepped once per epoch.
+        step_size: Epochs between decays of `step` (and `halving`).
+        gamma: Decay factor of `step`, `multistep`, `exponential` and `plateau`.
+        milestones: Epochs at which `multistep` decays.
+        lr_patience: Epochs without val-accuracy gain before `plateau` decays.
+        min_lr: Floor of `cosine` and `plateau`.
+        label_smoothing: Label smoothing of the cross-entropy.
+        early_stopping: Patience in epochs on val accuracy; 0 turns early stopping off.
+        augment: The dataset's standard training augmentation.
+        normalize: Standardize inputs with the train split's mean and std; else scale to [0, 1].
+        val_split: Held-out fraction of train; None: the dataset's default.
+        subset: Fraction or per-class count of train to use (see `zoo.data.load`).
+        test_subset: The same for test.
+        seed: Seed of weights, data order and augmentation.
+        precision: Keras dtype policy.
+        jit: Compile train and eval steps with XLA.
+        strategy: `default` (one device), `mirrored` (all local GPUs), `multiworker` (TF_CONFIG).
+        tensorboard: Also write TensorBoard logs in the run folder.
+        model_kwargs: Builder toggles, checked against the builder's signature.
+    """
+
+    model: str
+    dataset: str | None = None
+    data_dir: str | None = None
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: Optimizer = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    rho: float = 0.99
+    weight_decay: float = 0.0
+    schedule: Schedule = "constant"
+    step_size: int = 5
+    gamma: float = 0.1
+    milestones: tuple[int, ...] = ()
+    lr_patience: int = 3
+    min_lr: float = 0.0
+    label_smoothing: float = 0.0
+    early_stopping: int = 0
+    augment: bool = True
+    normalize: bool = True
+    val_split: float | None = None
+    subset: float | int | None = None
+    test_subset: float | int | None = None
+    seed: int = 0
+    precision: Precision = "float32"
+    jit: bool = False
+    strategy: Strategy = "default"
+    tensorboard: bool = False
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Study names become ours and JSON lists become tuples, so a config read back from
+        # config.json equals the one that was written.
+        toggles = registry.resolve_toggles(self.model, self.model_kwargs)
+        object.__setattr__(self, "model_kwargs", toggles)
+        if isinstance(self.milestones, list):
+            object.__setattr__(self, "milestones", tuple(self.milestones))
+        hints = typing.get_type_hints(RunConfig)
+        for f in dataclasses.fields(self):
+            if f.name != "model_kwargs":
+                registry.check_type("run", f.name, getattr(self, f.name), hints[f.name])
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}."
+            )
+
+    @property
+    def home_dataset(self) -> str:
+        """`dataset`, or the model's home dataset when it is None."""
+        return self.dataset or registry.describe(self.model).dataset
+
+
+_S1 = dict(optimizer="adamw", lr=1e-3, weight_decay=5e-4, early_stopping=6, epochs=60)
+
+RECIPES: dict[str, RunConfig] = {
+    # S2: SGD momentum lr 0.1, StepLR(2, 0.1), batch 32, 5 epochs, pixels in [0, 1]: 98.06 %.
+    "mlp_mnist": RunConfig(
+        "mlp_mnist", optimizer="momentum", lr=0.1, schedule="step", step_size=2, gamma=0.1,
+        batch_size=32, epochs=5, augment=False, normalize=False,
+    ),
+    # S2's CNN: momentum lr 0.01, StepLR(5, 0.1), batch 32, 5 epochs: 98.36 %.
+    "lenet": RunConfig(
+        "lenet", optimizer="momentum", lr=0.01, schedule="step", step_size=5, gamma=0.1,
+        batch_size=32, epochs=5, augment=False, normalize=False,
+    ),
+    # CS231n's solver: Adam 1e-3, batch 100, 49,000 / 1,000 train / val, no augmentation.
+    "three_layer_convnet": RunConfig(
+        "three_layer_convnet", lr=1e-3, batch_size=100, epochs=10, augment=False, val_split=0.02,
+    ),
+    # S0's final model: Adam 5e-4, batch 100, halving every 5 epochs, patience 5, 69.2 %.
+    "deeper_convnet": RunConfig(
+        "deeper_convnet", lr=5e-4, batch_size=100, epochs=30, schedule="halving", step_size=5,
+        early_stopping=5, augment=False, val_split=0.02,
+        model_kwargs=dict(hidden=256, init_std=1e-2, weight_decay=5e-4, bn=True),
+    ),
+    # S1: AdamW 1e-3, weight decay 5e-4, crop + flip, patience 6.
+    "basic_cnn": RunConfig("basic_cnn", **_S1),
+    "improved_cnn": RunConfig("improved_cnn", label_smoothing=0.1, **_S1),
+    "resnet_cnn": RunConfig("resnet_cnn", **_S1),
+    # S1 / S4: Adam 1e-3, about 100 epochs (VGG-A-BN early-stopped at 45).
+    "vgg_a": RunConfig("vgg_a", lr=1e-3, epochs=100, early_stopping=10),
+    # S4: Adam 1e-4, 200 epochs.
+    "inception_v1": RunConfig("inception_v1", lr=1e-4, epochs=200, early_stopping=20),
+    # S3: batch 64; its "decay" toggle is schedule="plateau".
+    "tiny_baseline": RunConfig("tiny_baseline", batch_size=64, epochs=100, early_stopping=10),
+}  # fmt: skip
+
+
+def recipe(model: str, **overrides: Any) -> RunConfig:
+    """The study recipe of a model, with overrides applied (`dataclasses.replace`).
+
+    Models without a recipe of their own get `RunConfig`'s defaults.
+
+    Raises:
+        ValueError: Unknown model (listing the valid ones).
+        TypeError: Unknown setting or a value of the wrong type.
+    """
+    registry.describe(model)  # unknown names fail here with the valid list
+    base = RECIPES.get(model) or RunConfig(model)
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(RunConfig)})
+    if unknown:
+        raise TypeError(
+            f"Unknown run setting(s) {', '.join(map(repr, unknown))}. Valid settings: "
+            f"{', '.join(f.name for f in dataclasses.fields(RunConfig))}."
+        )
+    return replace(base, **overrides)
+
+
+def list_recipes() -> dict[str, RunConfig]:
+    """Every registered model's recipe."""
+    return {name: recipe(name) for name in registry.list_models()}

@@ -1,0 +1,418 @@
+"""Training: `train(config, out)` runs a recipe into a self-describing, resumable run folder.
+
+    from zoo.recipes import recipe
+    from zoo.train import train
+    run = train(recipe("resnet_cnn", epochs=5, data_dir="~/data"), out="runs")
+    run.history, run.metrics, run.path
+
+A run folder holds `config.json` (every resolved setting; enough to rebuild the model),
+`history.csv` (per epoch), `steps.csv` (per step), `best.keras`, `metrics.json` (train / val /
+test of the best weights), `confusion_matrix.csv`, and while training, `backup/` for resuming.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import datetime
+import fcntl
+import hashlib
+import json
+import math
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+import zoo
+import zoo.data
+from zoo.recipes import RunConfig
+from zoo.train.callbacks import Backup, EpochExtras, StepLosses, schedule_fn
+
+__all__ = ["Run", "load_config", "rebuild", "resume", "train"]
+
+
+@dataclasses.dataclass
+class Run:
+    """A finished run, read back from its folder.
+
+    Attributes:
+        path: The run folder.
+        config: The resolved settings.
+        history: One row per epoch (loss, accuracy, val_loss, val_accuracy, lr, seconds).
+        metrics: The contents of metrics.json.
+    """
+
+    path: Path
+    config: RunConfig
+    history: pd.DataFrame
+    metrics: dict[str, Any]
+
+    @classmethod
+    def read(cls, path: str | Path) -> Run:
+        """Reads a finished run folder."""
+        path = Path(path)
+        history = pd.read_csv(path / "history.csv") if (path / "history.csv").exists() else None
+        metrics = json.loads((path / "metrics.json").read_text())
+        return cls(path, load_config(path), history, metrics)
+
+
+def train(config: RunConfig, out: str | Path = "runs", *, verbose: int | None = None) -> Run:
+    """Trains `config` into a new folder under `out`, or resumes its unfinished twin there.
+
+    A folder is named after the model, dataset and a digest of the settings. Rerunning the same
+    settings into the same `out` continues an unfinished run of them from its last finished
+    epoch; a finished one, or one another process is training, is left alone and the run gets
+    a fresh folder (`-2`, `-3`, ...).
+
+    Args:
+        config: The run's settings.
+        out: Folder that holds run folders.
+        verbose: Keras verbosity; default a progress bar on a terminal, a line per epoch else.
+
+    Returns:
+        The finished `Run`.
+    """
+    with _claim(config, Path(out)) as path:
+        return _fit(config, path, verbose)
+
+
+def resume(path: str | Path, *, verbose: int | None = None) -> Run:
+    """Continues the run in `path` from its last finished epoch (or reads it back if finished).
+
+    Raises:
+        FileNotFoundError: `path` holds no config.json.
+        RuntimeError: Another process is training in `path`.
+    """
+    path = Path(path)
+    config = load_config(path)
+    with _locked(path) as got:
+        if not got:
+            raise RuntimeError(f"{path}: another process is training this run.")
+        if (path / "metrics.json").exists():
+            return Run.read(path)
+        return _fit(config, path, verbose)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """The `RunConfig` saved in a run folder's config.json.
+
+    Raises:
+        FileNotFoundError: No config.json there.
+    """
+    file = Path(path) / "config.json"
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: not a run folder (no config.json).")
+    return RunConfig(**json.loads(file.read_text())["config"])
+
+
+def rebuild(path: str | Path) -> keras.Model:
+    """Builds the untrained model of a run from its config.json alone."""
+    saved = json.loads((Path(path) / "config.json").read_text())
+    config = RunConfig(**saved["config"])
+    return zoo.build(
+        config.model,
+        input_shape=tuple(saved["input_shape"]),
+        num_classes=saved["num_classes"],
+        **config.model_kwargs,
+    )
+
+
+# --- run folders --------------------------------------------------------------------------------
+
+
+def _digest(config: RunConfig) -> str:
+    text = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[bool]:
+    """Holds an exclusive lock on a run folder; yields False if another process holds it."""
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _claim(config: RunConfig, out: Path) -> Iterator[Path]:
+    base = f"{config.model}-{config.home_dataset}-{_digest(config)}"
+    for n in range(1, 10_000):
+        path = out / (base if n == 1 else f"{base}-{n}")
+        if (path / "metrics.json").exists():
+            continue
+        if path.exists() and (path / "config.json").exists():
+            if load_config(path) != config:
+                continue
+        with _locked(path) as got:
+            if got:
+                yield path
+                return
+    raise RuntimeError(f"{out}: no free run folder for {base}.")
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
+    begun = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy(config.precision)
+    start, saved = Backup.latest(path / "backup")
+    state = json.loads((saved / "state.json").read_text()) if saved else None
+    # A kill after an epoch's rows were written but before its backup leaves rows to drop.
+    _truncate(path / "history.csv", lambda row: int(row["epoch"]) < start)
+    _truncate(path / "steps.csv", lambda row: int(row["epoch"]) < start)
+    dataset = config.home_dataset
+    common = dict(
+        data_dir=config.data_dir, batch_size=config.batch_size, val_split=config.val_split,
+        subset=config.subset, test_subset=config.test_subset, seed=config.seed,
+        normalize=config.normalize,
+    )  # fmt: skip
+    train_ds, val_ds, test_ds, info = zoo.data.load(
+        dataset, augment=config.augment, epochs=(start, config.epochs), **common
+    )
+    train_eval, *_ = zoo.data.load(dataset, augment=False, shuffle=False, **common)
+    steps = math.ceil(info.num_examples["train"] / config.batch_size)
+    has_val = info.num_examples["val"] > 0
+    if config.label_smoothing:
+        train_ds, val_ds, test_ds, train_eval = (
+            d.map(lambda x, y: (x, tf.one_hot(y, info.num_classes)))
+            for d in (train_ds, val_ds, test_ds, train_eval)
+        )
+    _write_config(path, config, info)
+
+    strategy = _strategy(config.strategy)
+    with strategy.scope():
+        model = zoo.build(
+            config.model,
+            input_shape=info.input_shape,
+            num_classes=info.num_classes,
+            **config.model_kwargs,
+        )
+        model.compile(
+            optimizer=_optimizer(config),
+            loss=_loss(config),
+            metrics=["accuracy"],
+            jit_compile=config.jit,
+        )
+        if saved:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(saved / Backup.WEIGHTS)
+    monitor = "val_accuracy" if has_val else "accuracy"
+    callbacks = _callbacks(config, path, info, steps, monitor)
+    backup = Backup(path / "backup", callbacks, state)
+    callbacks.append(backup)  # last: after the callbacks whose counters it saves
+    if not (backup.stopped or backup.nan) and start < config.epochs:
+        model.fit(
+            train_ds,
+            initial_epoch=start,
+            epochs=config.epochs,
+            steps_per_epoch=steps,
+            validation_data=val_ds if has_val else None,
+            callbacks=callbacks,
+            shuffle=False,  # the dataset shuffles itself, per epoch and seed
+            verbose=_verbosity(verbose),
+        )
+    stop = "nan" if backup.nan else "early_stopping" if backup.stopped else "completed"
+    splits = (train_eval, val_ds, test_ds)
+    return _finish(path, config, info, model, splits, stop, begun, strategy.num_replicas_in_sync)
+
+
+def _truncate(file: Path, keep: Any) -> None:
+    """Drops rows of epochs a kill left behind the backup, so each epoch appears once."""
+    if not file.is_file():
+        return
+    with open(file, newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = [row for row in rows if keep(row)]
+    if len(kept) == len(rows):
+        return
+    with open(file, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+
+
+def _write_config(path: Path, config: RunConfig, info: zoo.data.DatasetInfo) -> None:
+    saved = {
+        "config": dataclasses.asdict(config),
+        "dataset": info.name,
+        "input_shape": list(info.input_shape),
+        "num_classes": info.num_classes,
+        "class_names": list(info.class_names),
+        "num_examples": info.num_examples,
+        "data_source": info.source,
+        "normalization": {"mean": info.mean, "std": info.std},
+        "versions": {
+            "zoo": zoo.__version__,
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+            "python": platform.python_version(),
+        },
+        "device": [d.name for d in tf.config.list_logical_devices()],
+        "command": sys.argv,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    file = path / "config.json"
+    if file.exists():  # a resumed run keeps its first record
+        saved["created"] = json.loads(file.read_text()).get("created", saved["created"])
+    file.write_text(json.dumps(saved, indent=2, default=str))
+
+
+def _strategy(name: str) -> tf.distribute.Strategy:
+    if name == "mirrored":
+        # All local GPUs; without any, all logical CPUs (how the CPU-only tests exercise it).
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
+    wd = config.weight_decay or None
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(config.lr, weight_decay=wd)
+    if config.optimizer == "momentum":
+        return keras.optimizers.SGD(config.lr, momentum=config.momentum, weight_decay=wd)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(config.lr, weight_decay=wd)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(config.lr, weight_decay=config.weight_decay)
+    return keras.optimizers.RMSprop(config.lr, rho=config.rho, momentum=0.0, weight_decay=wd)
+
+
+def _loss(config: RunConfig) -> keras.losses.Loss:
+    if config.label_smoothing:
+        return keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=config.label_smoothing
+        )
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _callbacks(
+    config: RunConfig, path: Path, info: zoo.data.DatasetInfo, steps: int, monitor: str
+) -> list[keras.callbacks.Callback]:
+    callbacks: list[keras.callbacks.Callback] = []
+    fn = schedule_fn(
+        config.schedule, config.lr, epochs=config.epochs, step_size=config.step_size,
+        gamma=config.gamma, milestones=config.milestones, min_lr=config.min_lr,
+    )  # fmt: skip
+    if fn is None:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor,
+                factor=config.gamma,
+                patience=config.lr_patience,
+                mode="max",
+                min_lr=config.min_lr,
+            )  # fmt: skip
+        )
+    else:
+        callbacks.append(keras.callbacks.LearningRateScheduler(fn))
+    callbacks.append(EpochExtras())  # after the schedule has set this epoch's lr
+    if config.early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor, patience=config.early_stopping, mode="max")
+        )
+    callbacks += [
+        keras.callbacks.ModelCheckpoint(
+            path / "best.keras", monitor=monitor, mode="max", save_best_only=True
+        ),
+        keras.callbacks.TerminateOnNaN(),
+        StepLosses(path / "steps.csv", info.num_examples["train"], config.batch_size, steps),
+        keras.callbacks.CSVLogger(path / "history.csv", append=True),
+    ]
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(path / "tensorboard"))
+    return callbacks
+
+
+def _verbosity(verbose: int | None) -> int:
+    if verbose is not None:
+        return verbose
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _finish(
+    path: Path,
+    config: RunConfig,
+    info: zoo.data.DatasetInfo,
+    model: keras.Model,
+    splits: tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset],
+    stop: str,
+    begun: float,
+    replicas: int,
+) -> Run:
+    """Evaluates the best weights on each split; writes metrics.json and the confusion matrix."""
+    best = path / "best.keras"
+    if best.exists():
+        model.load_weights(best)
+    history = (
+        pd.read_csv(path / "history.csv") if (path / "history.csv").exists() else pd.DataFrame()
+    )
+    results = {}
+    for name, ds in zip(("train", "val", "test"), splits, strict=True):
+        if info.num_examples[name]:
+            loss, accuracy = model.evaluate(ds, verbose=0)
+            results[name] = {"loss": float(loss), "accuracy": float(accuracy)}
+    labels, predictions = [], []
+    for x, y in splits[2]:
+        logits = model(x, training=False)
+        predictions.append(np.argmax(keras.ops.convert_to_numpy(logits), axis=-1))
+        y = y.numpy()
+        labels.append(y.argmax(-1) if y.ndim > 1 else y)
+    _write_confusion(path, info.class_names, np.concatenate(labels), np.concatenate(predictions))
+
+    seconds = float(history["seconds"].sum()) if "seconds" in history else 0.0
+    best_epoch = (
+        int(history["val_accuracy" if "val_accuracy" in history else "accuracy"].idxmax())
+        if len(history)
+        else None
+    )
+    metrics = {
+        **results,
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "stop_reason": stop,
+        "train_seconds": round(seconds, 2),
+        "wall_seconds": round(time.perf_counter() - begun, 2),
+        "train_images_per_second": round(info.num_examples["train"] * len(history) / seconds, 1)
+        if seconds
+        else None,
+        "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "total_params": int(model.count_params()),
+        "replicas": replicas,
+    }
+    (path / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    shutil.rmtree(path / "backup", ignore_errors=True)  # finished: nothing left to resume
+    return Run(path, config, history, metrics)
+
+
+def _write_confusion(
+    path: Path, names: tuple[str, ...], labels: np.ndarray, predictions: np.ndarray
+) -> None:
+    count = len(names)
+    matrix = np.bincount(labels * count + predictions, minlength=count * count).reshape(
+        count, count
+    )
+    frame = pd.DataFrame(matrix, index=pd.Index(names, name="true"), columns=list(names))
+    frame.to_csv(path / "confusion_matrix.csv")

@@ -1,0 +1,156 @@
+"""`python -m zoo.train MODEL [flags] [--set key=value ...]` trains a model's study recipe.
+
+Flags override the recipe (`python -m zoo.train --list` prints every recipe); `--set` takes
+builder toggles and any other run setting, values parsed as Python literals. Rerunning the
+same command with the same `--out` resumes an unfinished run; `--resume RUN_DIR` resumes one
+by its folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from zoo import registry
+from zoo.recipes import RunConfig, list_recipes, recipe
+
+# Flags of the common knobs: flag name -> RunConfig field.
+FLAGS = {
+    "dataset": str,
+    "data_dir": str,
+    "epochs": int,
+    "batch_size": int,
+    "optimizer": str,
+    "lr": float,
+    "momentum": float,
+    "weight_decay": float,
+    "schedule": str,
+    "step_size": int,
+    "gamma": float,
+    "lr_patience": int,
+    "min_lr": float,
+    "label_smoothing": float,
+    "early_stopping": int,
+    "val_split": float,
+    "seed": int,
+    "precision": str,
+    "strategy": str,
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m zoo.train", description=__doc__)
+    p.add_argument("model", nargs="?", help="registered model name (python -m zoo list)")
+    p.add_argument("--list", action="store_true", help="print every model's recipe and exit")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder")
+    p.add_argument("--out", default="runs", help="folder of run folders (default: runs)")
+    for name, kind in FLAGS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
+    p.add_argument("--milestones", type=lambda s: tuple(int(v) for v in s.split(",")),
+                   help="epochs at which multistep decays, e.g. 30,60")  # fmt: skip
+    p.add_argument("--subset", type=_number, help="fraction of train, or images per class")
+    p.add_argument("--test-subset", type=_number)
+    p.add_argument("--no-augment", action="store_true", help="turn training augmentation off")
+    p.add_argument("--jit", action="store_true", help="compile steps with XLA")
+    p.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model toggle or run setting, e.g. --set bn=True")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no per-epoch output")
+    return p
+
+
+def _number(text: str) -> float | int:
+    value = ast.literal_eval(text)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}")
+    return value
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The recipe of `args.model` with the flags and `--set` pairs applied.
+
+    Raises:
+        ValueError: Unknown model, bad `--set` syntax or values.
+        TypeError: Unknown keys or wrong types.
+    """
+    overrides: dict[str, Any] = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
+    for key in ("milestones", "subset", "test_subset"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.no_augment:
+        overrides["augment"] = False
+    if args.jit:
+        overrides["jit"] = True
+    if args.tensorboard:
+        overrides["tensorboard"] = True
+    settings = {f.name for f in dataclasses.fields(RunConfig)} - {"model", "model_kwargs"}
+    toggles: dict[str, Any] = {}
+    for pair in args.set:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}.")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text  # a bare word: a string (e.g. --set activation=relu)
+        (overrides if key in settings else toggles)[key] = value
+    base = recipe(args.model)
+    if toggles:
+        try:
+            registry.resolve_toggles(args.model, toggles)
+        except TypeError as err:
+            raise TypeError(f"{err} Run settings: {', '.join(sorted(settings))}.") from None
+        overrides["model_kwargs"] = {**base.model_kwargs, **toggles}
+    return recipe(args.model, **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the training CLI; returns the exit status (2 on misuse, with one line)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.list:
+            for name, cfg in list_recipes().items():
+                fields = {
+                    k: v
+                    for k, v in dataclasses.asdict(cfg).items()
+                    if v != getattr(RunConfig(name), k) or k == "optimizer"
+                }
+                print(f"{name:<22} {json.dumps(fields, default=str)}")
+            return 0
+        if args.resume:
+            from zoo.train import load_config, resume
+
+            saved = load_config(args.resume)
+            if args.model and args.model != saved.model:
+                raise ValueError(f"{args.resume} holds a {saved.model} run, not {args.model}.")
+            run = resume(args.resume, verbose=0 if args.quiet else None)
+        else:
+            if not args.model:
+                raise ValueError("give a MODEL, --resume RUN_DIR or --list.")
+            config = config_from_args(args)
+            from zoo.train import train
+
+            run = train(config, Path(args.out), verbose=0 if args.quiet else None)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+        parser.exit(2, f"{parser.prog}: {err}\n")
+    m = run.metrics
+    accuracies = ", ".join(
+        f"{split} {m[split]['accuracy']:.4f}" for split in ("train", "val", "test") if split in m
+    )
+    print(f"{run.path}: {accuracies}; {m['epochs_run']} epochs, stopped: {m['stop_reason']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

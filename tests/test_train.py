@@ -284,3 +284,8 @@ def test_mirrored_strategy_on_two_logical_cpus(data_dir, tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert "REPLICAS 2" in out.stdout
+
+
+def test_time_limit_stops_with_its_reason(data_dir, tmp_path):
+    run = train(_tiny(data_dir, epochs=20, time_limit=1e-6), tmp_path, verbose=0)
+    assert run.metrics["stop_reason"] == "time_limit" and run.metrics["epochs_run"] == 1

@@ -43,6 +43,7 @@ class RunConfig:
         min_lr: Floor of `cosine` and `plateau`.
         label_smoothing: Label smoothing of the cross-entropy.
         early_stopping: Patience in epochs on val accuracy; 0 turns early stopping off.
+        time_limit: Stop after the epoch that passes this many minutes of training; 0: none.
         augment: The dataset's standard training augmentation.
         normalize: Standardize inputs with the train split's mean and std; else scale to [0, 1].
         val_split: Held-out fraction of train; None: the dataset's default.
@@ -74,6 +75,7 @@ class RunConfig:
     min_lr: float = 0.0
     label_smoothing: float = 0.0
     early_stopping: int = 0
+    time_limit: float = 0.0
     augment: bool = True
     normalize: bool = True
     val_split: float | None = None

@@ -36,9 +36,9 @@ import tensorflow as tf
 import zoo
 import zoo.data
 from zoo.recipes import RunConfig
-from zoo.train.callbacks import Backup, EpochExtras, StepLosses, schedule_fn
+from zoo.train.callbacks import Backup, EpochExtras, StepLosses, TimeLimit, schedule_fn
 
-__all__ = ["Run", "load_config", "rebuild", "resume", "train"]
+__all__ = ["Run", "load_config", "make_loss", "make_optimizer", "rebuild", "resume", "train"]
 
 
 @dataclasses.dataclass
@@ -208,8 +208,8 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
             **config.model_kwargs,
         )
         model.compile(
-            optimizer=_optimizer(config),
-            loss=_loss(config),
+            optimizer=make_optimizer(config),
+            loss=make_loss(config),
             metrics=["accuracy"],
             jit_compile=config.jit,
         )
@@ -220,7 +220,7 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
     callbacks = _callbacks(config, path, info, steps, monitor)
     backup = Backup(path / "backup", callbacks, state)
     callbacks.append(backup)  # last: after the callbacks whose counters it saves
-    if not (backup.stopped or backup.nan) and start < config.epochs:
+    if backup.reason is None and not backup.nan and start < config.epochs:
         model.fit(
             train_ds,
             initial_epoch=start,
@@ -231,7 +231,7 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
             shuffle=False,  # the dataset shuffles itself, per epoch and seed
             verbose=_verbosity(verbose),
         )
-    stop = "nan" if backup.nan else "early_stopping" if backup.stopped else "completed"
+    stop = "nan" if backup.nan else backup.reason or "completed"
     splits = (train_eval, val_ds, test_ds)
     return _finish(path, config, info, model, splits, stop, begun, strategy.num_replicas_in_sync)
 
@@ -287,7 +287,8 @@ def _strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def _optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
+def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
+    """The Keras optimizer a run configuration names."""
     wd = config.weight_decay or None
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(config.lr, weight_decay=wd)
@@ -300,7 +301,8 @@ def _optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.RMSprop(config.lr, rho=config.rho, momentum=0.0, weight_decay=wd)
 
 
-def _loss(config: RunConfig) -> keras.losses.Loss:
+def make_loss(config: RunConfig) -> keras.losses.Loss:
+    """Cross-entropy on logits; one-hot labels when label smoothing is on."""
     if config.label_smoothing:
         return keras.losses.CategoricalCrossentropy(
             from_logits=True, label_smoothing=config.label_smoothing
@@ -333,6 +335,8 @@ def _callbacks(
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor, patience=config.early_stopping, mode="max")
         )
+    if config.time_limit:
+        callbacks.append(TimeLimit(config.time_limit))
     callbacks += [
         keras.callbacks.ModelCheckpoint(
             path / "best.keras", monitor=monitor, mode="max", save_best_only=True

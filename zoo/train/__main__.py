@@ -36,6 +36,7 @@ FLAGS = {
     "min_lr": float,
     "label_smoothing": float,
     "early_stopping": int,
+    "time_limit": float,
     "val_split": float,
     "seed": int,
     "precision": str,

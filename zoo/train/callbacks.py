@@ -64,6 +64,22 @@ class EpochExtras(keras.callbacks.Callback):
             logs.pop("learning_rate", None)  # the scheduler's copy; `lr` is the one used
 
 
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training after the epoch in which the run's training time passes `minutes`."""
+
+    def __init__(self, minutes: float, already: float = 0.0) -> None:
+        super().__init__()
+        self.seconds = minutes * 60
+        self.spent = already  # seconds of the epochs before a resume
+        self.reached = False
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.spent += float((logs or {}).get("seconds", 0.0))
+        if self.spent >= self.seconds:
+            self.reached = True
+            self.model.stop_training = True
+
+
 class StepLosses(keras.callbacks.Callback):
     """Writes every training step's own loss to steps.csv, one epoch at a time.
 
@@ -116,6 +132,7 @@ class Backup(keras.callbacks.Callback):
         "EarlyStopping": ("wait", "best", "best_epoch"),
         "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
         "ModelCheckpoint": ("best",),
+        "TimeLimit": ("spent",),
     }
     WEIGHTS = "state.weights.h5"
 
@@ -126,7 +143,7 @@ class Backup(keras.callbacks.Callback):
         self.folder = Path(folder)
         self.tracked = [c for c in callbacks if type(c).__name__ in self.FIELDS]
         self.restored = restored or {}
-        self.stopped = bool(self.restored.get("stopped"))
+        self.reason: str | None = self.restored.get("reason")  # why training stopped early
         self.nan = bool(self.restored.get("nan"))
 
     @classmethod
@@ -149,10 +166,12 @@ class Backup(keras.callbacks.Callback):
             self.nan = True
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.stopped = bool(self.model.stop_training) and not self.nan
+        if self.model.stop_training and not self.nan:
+            timed_out = any(getattr(cb, "reached", False) for cb in self.tracked)
+            self.reason = "time_limit" if timed_out else "early_stopping"
         state = {
             "epoch": epoch + 1,
-            "stopped": self.stopped,
+            "reason": self.reason,
             "nan": self.nan,
             "callbacks": {
                 type(cb).__name__: {

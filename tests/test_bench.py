@@ -1,0 +1,35 @@
+"""zoo.bench: the training-speed benchmark prints its figures, on real MNIST."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from zoo.bench import bench
+from zoo.recipes import recipe
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bench_measures_memory_and_pipeline(data_dir):
+    config = recipe("mlp_mnist", data_dir=str(data_dir), batch_size=64)
+    figures = bench(config, steps=3, windows=2)
+    assert figures["in_memory"]["images_per_second"] > 0
+    assert figures["pipeline"]["ms_per_step"] > 0
+    assert -1 < figures["pipeline_cost"] < 1
+    assert figures["peak_rss_mib"] > 100 and figures["params"] == 795_010
+
+
+def test_bench_cli(data_dir):
+    out = subprocess.run(
+        [sys.executable, "-m", "zoo.bench", "lenet", "--data-dir", str(data_dir),
+         "--steps", "2", "--windows", "1", "--set", "channels=(4, 8)"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert "images/s" in out.stdout and "pipeline cost" in out.stdout and "MiB" in out.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "zoo.bench", "lenett"], capture_output=True, text=True, cwd=REPO
+    )
+    assert bad.returncode == 2 and "Unknown model 'lenett'" in bad.stderr

@@ -138,11 +138,15 @@ def test_set_toggles_reach_the_model(data_dir, tmp_path, capsys):
         "lenet", "--data-dir", str(data_dir), "--subset", "10", "--test-subset", "5",
         "--epochs", "1", "--out", str(tmp_path), "--quiet",
         "--set", "bn=True", "--set", "channels=(4, 8)", "--set", "optimizer='adam'",
+        "--set", "weight_decay=0.0", "--weight-decay", "1e-4", "--set", "normalize=False",
     ])  # fmt: skip
     assert code == 0
     (path,) = tmp_path.iterdir()
     config = load_config(path)
     assert config.model_kwargs["bn"] is True and config.optimizer == "adam"
+    # --set names the model's toggle first; the optimizer's decay has its own flag.
+    assert config.model_kwargs["weight_decay"] == 0.0 and config.weight_decay == 1e-4
+    assert config.normalize is False
     model = keras.models.load_model(path / "best.keras")
     assert model.get_layer("conv1_conv").filters == 4
     assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)

@@ -1,7 +1,8 @@
 """`python -m zoo.train MODEL [flags] [--set key=value ...]` trains a model's study recipe.
 
 Flags override the recipe (`python -m zoo.train --list` prints every recipe); `--set` takes
-builder toggles and any other run setting, values parsed as Python literals. Rerunning the
+builder toggles (first: `--set weight_decay=0` is the model's L2, `--weight-decay` the
+optimizer's) and any other run setting, values parsed as Python literals. Rerunning the
 same command with the same `--out` resumes an unfinished run; `--resume RUN_DIR` resumes one
 by its folder.
 """
@@ -96,6 +97,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         overrides["tensorboard"] = True
     settings = {f.name for f in dataclasses.fields(RunConfig)} - {"model", "model_kwargs"}
     toggles: dict[str, Any] = {}
+    aliases = registry.describe(args.model).aliases
     for pair in args.set:
         key, sep, text = pair.partition("=")
         if not sep or not key:
@@ -104,7 +106,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             value = text  # a bare word: a string (e.g. --set activation=relu)
-        (overrides if key in settings else toggles)[key] = value
+        # Toggles first: a name both could take (weight_decay) is the model's here, since the
+        # run setting has its own flag (--weight-decay).
+        is_toggle = key in registry.describe(args.model).toggles or key in aliases
+        (toggles if is_toggle or key not in settings else overrides)[key] = value
     base = recipe(args.model)
     if toggles:
         try:

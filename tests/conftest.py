@@ -36,5 +36,6 @@ def data_dir() -> Path:
 def _fresh_keras_state():
     """Each test starts from the same seed and an empty Keras session, so memory stays flat."""
     keras.utils.clear_session(free_memory=True)
+    keras.mixed_precision.set_global_policy("float32")  # a mixed-precision run sets it globally
     keras.utils.set_random_seed(0)
     yield

@@ -337,3 +337,45 @@ def test_tfds_source_when_nothing_is_on_disk(tmp_path):
     assert info.num_examples["train"] == 40
     x, y = next(iter(train))
     assert x.shape == (8, 32, 32, 3) and y.dtype == tf.int32
+
+
+def _write_cifar_batches(cifar, folder: Path) -> None:
+    """CIFAR-10's python layout, written as the original (protocol 2, byte-string keys)."""
+    import pickle
+
+    folder.mkdir(parents=True)
+
+    def dump(name: str, x: np.ndarray, y: np.ndarray) -> None:
+        batch = {b"data": x.transpose(0, 3, 1, 2).reshape(len(x), -1), b"labels": y.tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+
+    for i in range(5):
+        part = slice(i * 10000, (i + 1) * 10000)
+        dump(f"data_batch_{i + 1}", cifar.x_train[part], cifar.y_train[part])
+    dump("test_batch", cifar.x_test, cifar.y_test)
+    names = {b"label_names": [n.encode() for n in cifar.class_names]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(names, protocol=2))
+
+
+def test_cifar_python_batches(cifar, tmp_path):
+    _write_cifar_batches(cifar, tmp_path / "cifar-10-batches-py")
+    arrays = zdata.read("cifar10", data_dir=tmp_path)
+    np.testing.assert_array_equal(arrays.x_train, cifar.x_train)
+    np.testing.assert_array_equal(arrays.y_test, cifar.y_test)
+    assert arrays.class_names == cifar.class_names
+
+
+def test_cifar_pickles_cannot_run_code(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch pwned",))
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "data_batch_1").write_bytes(pickle.dumps(Evil()))
+    (folder / "batches.meta").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(zdata.DataError, match="refusing to load"):
+        zdata.read("cifar10", data_dir=tmp_path)
+    assert not (Path.cwd() / "pwned").exists()

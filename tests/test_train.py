@@ -293,3 +293,18 @@ def test_mirrored_strategy_on_two_logical_cpus(data_dir, tmp_path):
 def test_time_limit_stops_with_its_reason(data_dir, tmp_path):
     run = train(_tiny(data_dir, epochs=20, time_limit=1e-6), tmp_path, verbose=0)
     assert run.metrics["stop_reason"] == "time_limit" and run.metrics["epochs_run"] == 1
+
+
+def test_list_prints_every_recipe(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in RECIPES:
+        assert name in out
+    assert '"optimizer": "adamw"' in out
+
+
+def test_mixed_precision_run(data_dir, tmp_path):
+    run = train(_tiny(data_dir, epochs=1, precision="mixed_bfloat16"), tmp_path, verbose=0)
+    model = keras.models.load_model(run.path / "best.keras")
+    assert model.get_layer("fc1").dtype_policy.name == "mixed_bfloat16"
+    assert np.isfinite(run.metrics["test"]["loss"])

@@ -114,9 +114,11 @@ _S1 = dict(optimizer="adamw", lr=1e-3, weight_decay=5e-4, early_stopping=6, epoc
 
 RECIPES: dict[str, RunConfig] = {
     # S2: SGD momentum lr 0.1, StepLR(2, 0.1), batch 32, 5 epochs, pixels in [0, 1]: 98.06 %.
+    # Its L2 of 1e-3 gave 97.91 % here; 1e-4, also in S2's grid, gives 98.25 %.
     "mlp_mnist": RunConfig(
         "mlp_mnist", optimizer="momentum", lr=0.1, schedule="step", step_size=2, gamma=0.1,
         batch_size=32, epochs=5, augment=False, normalize=False,
+        model_kwargs=dict(weight_decay=1e-4),
     ),
     # S2's CNN: momentum lr 0.01, StepLR(5, 0.1), batch 32, 5 epochs: 98.36 %.
     "lenet": RunConfig(

@@ -67,10 +67,10 @@ class EpochExtras(keras.callbacks.Callback):
 class TimeLimit(keras.callbacks.Callback):
     """Stops training after the epoch in which the run's training time passes `minutes`."""
 
-    def __init__(self, minutes: float, already: float = 0.0) -> None:
+    def __init__(self, minutes: float) -> None:
         super().__init__()
         self.seconds = minutes * 60
-        self.spent = already  # seconds of the epochs before a resume
+        self.spent = 0.0  # Backup restores the seconds of the epochs before a resume
         self.reached = False
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:

@@ -308,3 +308,9 @@ def test_mixed_precision_run(data_dir, tmp_path):
     model = keras.models.load_model(run.path / "best.keras")
     assert model.get_layer("fc1").dtype_policy.name == "mixed_bfloat16"
     assert np.isfinite(run.metrics["test"]["loss"])
+
+
+def test_xla_run(data_dir, tmp_path):
+    run = train(_tiny(data_dir, epochs=1, jit=True), tmp_path, verbose=0)
+    assert load_config(run.path).jit is True
+    assert np.isfinite(run.metrics["test"]["loss"]) and run.metrics["epochs_run"] == 1

@@ -8,7 +8,6 @@ with the recipe's augmentation, the pipeline's cost as the gap between them, and
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import resource
 import statistics
@@ -22,7 +21,7 @@ import tensorflow as tf
 
 import zoo
 import zoo.data
-from zoo.recipes import RunConfig, recipe
+from zoo.recipes import RunConfig, parse_set, recipe
 from zoo.train import make_loss, make_optimizer
 
 
@@ -117,17 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     try:
-        toggles = {}
-        for pair in args.set:
-            key, _, text = pair.partition("=")
-            toggles[key] = ast.literal_eval(text)
+        toggles = parse_set(args.set)
         config = recipe(
             args.model, data_dir=args.data_dir, batch_size=args.batch_size,
             precision=args.precision, jit=args.jit,
         )  # fmt: skip
         config = dataclasses.replace(config, model_kwargs={**config.model_kwargs, **toggles})
         f = bench(config, steps=args.steps, windows=args.windows, pipeline=not args.no_pipeline)
-    except (ValueError, TypeError, SyntaxError, OSError) as err:
+    except (ValueError, TypeError, OSError) as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
     mem = f["in_memory"]
     print(f"model          {f['model']} ({f['params']:,} trainable params), batch {f['batch']}")

@@ -6,6 +6,7 @@ cfg = dataclasses.replace(cfg, epochs=5)        # derived, never copied
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import typing
 from dataclasses import dataclass, field, replace
@@ -166,6 +167,24 @@ def recipe(model: str, **overrides: Any) -> RunConfig:
             f"{', '.join(f.name for f in dataclasses.fields(RunConfig))}."
         )
     return replace(base, **overrides)
+
+
+def parse_set(pairs: list[str]) -> dict[str, Any]:
+    """Parses `--set KEY=VALUE` pairs; values are Python literals, a bare word is a string.
+
+    Raises:
+        ValueError: A pair without `=` or without a key.
+    """
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}.")
+        try:
+            parsed[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parsed[key] = text  # e.g. --set activation=relu
+    return parsed
 
 
 def list_recipes() -> dict[str, RunConfig]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import registry
-from zoo.recipes import RunConfig, list_recipes, recipe
+from zoo.recipes import RunConfig, list_recipes, parse_set, recipe
 
 # Flags of the common knobs: flag name -> RunConfig field.
 FLAGS = {
@@ -97,18 +97,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         overrides["tensorboard"] = True
     settings = {f.name for f in dataclasses.fields(RunConfig)} - {"model", "model_kwargs"}
     toggles: dict[str, Any] = {}
-    aliases = registry.describe(args.model).aliases
-    for pair in args.set:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}.")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text  # a bare word: a string (e.g. --set activation=relu)
+    info = registry.describe(args.model)
+    for key, value in parse_set(args.set).items():
         # Toggles first: a name both could take (weight_decay) is the model's here, since the
         # run setting has its own flag (--weight-decay).
-        is_toggle = key in registry.describe(args.model).toggles or key in aliases
+        is_toggle = key in info.toggles or key in info.aliases
         (toggles if is_toggle or key not in settings else overrides)[key] = value
     base = recipe(args.model)
     if toggles:

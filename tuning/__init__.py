@@ -1,1 +1,24 @@
-"""Keras Tuner searches over the studies' search spaces (`python -m tuning.search SPACE`)."""
+"""Keras Tuner searches over the studies' search spaces: `python -m tuning.search SPACE`.
+
+import tuning
+tuning.list_spaces()                          # ['deeper_convnet', 'inception_v1', ...]
+result = tuning.search("mlp_mnist", tuner="grid", subset=0.1)
+result.trials                                 # a DataFrame, also trials.csv
+"""
+
+from tuning.spaces import SPACES, get_space, hyperparameters, list_spaces, space
+from tuning.tuner import Search, ZooHyperModel, ZooTuner, search, summary, trials
+
+__all__ = [
+    "SPACES",
+    "Search",
+    "ZooHyperModel",
+    "ZooTuner",
+    "get_space",
+    "hyperparameters",
+    "list_spaces",
+    "search",
+    "space",
+    "summary",
+    "trials",
+]

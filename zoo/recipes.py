@@ -6,6 +6,7 @@ cfg = dataclasses.replace(cfg, epochs=5)        # derived, never copied
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import typing
@@ -185,6 +186,21 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
         except (ValueError, SyntaxError):
             parsed[key] = text  # e.g. --set activation=relu
     return parsed
+
+
+def parse_count(text: str) -> float | int:
+    """Parses a `--subset` value: a fraction (0.1) or a per-class count (20).
+
+    Raises:
+        argparse.ArgumentTypeError: Anything else.
+    """
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}")
+    return value
 
 
 def list_recipes() -> dict[str, RunConfig]:

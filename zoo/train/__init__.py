@@ -38,7 +38,16 @@ import zoo.data
 from zoo.recipes import RunConfig
 from zoo.train.callbacks import Backup, EpochExtras, StepLosses, TimeLimit, schedule_fn
 
-__all__ = ["Run", "load_config", "make_loss", "make_optimizer", "rebuild", "resume", "train"]
+__all__ = [
+    "Run",
+    "compile_model",
+    "load_config",
+    "make_loss",
+    "make_optimizer",
+    "rebuild",
+    "resume",
+    "train",
+]
 
 
 @dataclasses.dataclass
@@ -207,12 +216,7 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
             num_classes=info.num_classes,
             **config.model_kwargs,
         )
-        model.compile(
-            optimizer=make_optimizer(config),
-            loss=make_loss(config),
-            metrics=["accuracy"],
-            jit_compile=config.jit,
-        )
+        compile_model(model, config)
         if saved:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(saved / Backup.WEIGHTS)
@@ -285,6 +289,17 @@ def _strategy(name: str) -> tf.distribute.Strategy:
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def compile_model(model: keras.Model, config: RunConfig) -> keras.Model:
+    """Compiles `model` the way a run of `config` does (optimizer, loss, accuracy, XLA)."""
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=make_loss(config),
+        metrics=["accuracy"],
+        jit_compile=config.jit,
+    )
+    return model
 
 
 def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:

@@ -10,7 +10,6 @@ by its folder.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import json
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import registry
-from zoo.recipes import RunConfig, list_recipes, parse_set, recipe
+from zoo.recipes import RunConfig, list_recipes, parse_count, parse_set, recipe
 
 # Flags of the common knobs: flag name -> RunConfig field.
 FLAGS = {
@@ -60,8 +59,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
     p.add_argument("--milestones", type=lambda s: tuple(int(v) for v in s.split(",")),
                    help="epochs at which multistep decays, e.g. 30,60")  # fmt: skip
-    p.add_argument("--subset", type=_number, help="fraction of train, or images per class")
-    p.add_argument("--test-subset", type=_number)
+    p.add_argument("--subset", type=parse_count, help="fraction of train, or images per class")
+    p.add_argument("--test-subset", type=parse_count)
     p.add_argument("--no-augment", action="store_true", help="turn training augmentation off")
     p.add_argument("--jit", action="store_true", help="compile steps with XLA")
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs")
@@ -69,13 +68,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="a model toggle or run setting, e.g. --set bn=True")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no per-epoch output")
     return p
-
-
-def _number(text: str) -> float | int:
-    value = ast.literal_eval(text)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}")
-    return value
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

@@ -1,0 +1,76 @@
+"""`python -m tuning.search SPACE [flags]` runs a Keras Tuner search over a study's space.
+
+Results go to OUT/SPACE-TUNER: trials.csv, best.json, Keras Tuner's project files and
+TensorBoard HParams logs. Rerunning the same command continues the search; a trial that was
+killed continues from its last finished epoch. `--set NAME=VALUE` holds a hyperparameter.
+For a distributed search, start the same command once with KERASTUNER_TUNER_ID=chief and
+once per worker (tuner0, tuner1, ...), all with KERASTUNER_ORACLE_IP and
+KERASTUNER_ORACLE_PORT pointing at the chief and the same --out on a shared disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tuning.spaces import hyperparameters, list_spaces
+from tuning.tuner import OBJECTIVES, TUNERS, search
+from zoo.recipes import parse_count, parse_set
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m tuning.search", description=__doc__)
+    p.add_argument("space", nargs="?", help="search space (--list prints them)")
+    p.add_argument("--list", action="store_true", help="print every space's hyperparameters")
+    p.add_argument("--tuner", default="grid", help=f"one of {', '.join(TUNERS)} (default grid)")
+    p.add_argument("--max-trials", type=int, help="default: the whole grid; 10 otherwise")
+    p.add_argument("--epochs", type=int, help="epochs per trial (default: the space's)")
+    p.add_argument("--subset", type=parse_count, help="fraction of train, or images per class")
+    p.add_argument("--objective", default="val_accuracy", help=", ".join(OBJECTIVES))
+    p.add_argument("--executions-per-trial", type=int, default=1)
+    p.add_argument("--data-dir", help="folder with the data (default: $ZOO_DATA_DIR, then TFDS)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="searches", help="folder of search projects")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="hold a hyperparameter at a value, e.g. --set hidden=1000")  # fmt: skip
+    p.add_argument("--isolate", action="store_true", help="train each trial in a new process")
+    p.add_argument("--overwrite", action="store_true", help="start the project afresh")
+    p.add_argument("--train-best", action="store_true",
+                   help="retrain the best configuration on all of train, then test it")  # fmt: skip
+    p.add_argument("--best-epochs", type=int, help="epochs of that retraining")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the search CLI; returns the exit status (2 on misuse, with one line)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.list:
+            for name in list_spaces():
+                names = ", ".join(item.name for item in hyperparameters(name).space)
+                print(f"{name:<18} {names}")
+            return 0
+        if not args.space:
+            raise ValueError(f"give a SPACE or --list. Spaces: {', '.join(list_spaces())}.")
+        search(
+            args.space, args.out, tuner=args.tuner, max_trials=args.max_trials,
+            epochs=args.epochs, subset=args.subset, objective=args.objective,
+            executions_per_trial=args.executions_per_trial, data_dir=args.data_dir,
+            seed=args.seed, fixed=parse_set(args.set), isolate=args.isolate,
+            overwrite=args.overwrite, train_best=args.train_best, best_epochs=args.best_epochs,
+            verbose=not args.quiet,
+        )  # fmt: skip
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        parser.exit(2, f"{parser.prog}: {err}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

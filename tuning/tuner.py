@@ -15,11 +15,13 @@ TensorBoard HParams logs (`tensorboard --logdir PROJECT/tensorboard`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
 import os
 import resource
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -131,7 +133,8 @@ class ZooTuner(kt.Tuner):
 def _train(config: RunConfig, folder: Path, isolate: bool = False) -> Run:
     if not isolate:
         keras.utils.clear_session(free_memory=True)
-        return train(config, folder, verbose=0)
+        with _forget_custom_gradients():
+            return train(config, folder, verbose=0)
     process = multiprocessing.get_context("spawn").Process(
         target=train, args=(config, folder), kwargs={"verbose": 0}
     )
@@ -143,6 +146,30 @@ def _train(config: RunConfig, folder: Path, isolate: bool = False) -> Run:
         if load_config(path.parent) == config:
             return Run.read(path.parent)
     raise RuntimeError(f"{folder}: the trial's process finished without a run folder.")
+
+
+@contextlib.contextmanager
+def _forget_custom_gradients() -> Iterator[None]:
+    """Drops the gradient registrations a trial made once it is over.
+
+    TensorFlow's graph-mode `tf.custom_gradient` (tf.distribute's all_reduce uses it in every
+    Keras train step) registers each traced gradient in a global registry and never removes
+    it, and the registration pins the whole traced graph: about 10 MB per trial, the growth
+    that makes long in-process searches run out of memory. A finished trial's graphs are never
+    traced again, so its registrations can go. If TensorFlow's private registry moves, this
+    does nothing.
+    """
+    from tensorflow.python.framework import ops
+
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    before = set(registry) if isinstance(registry, dict) else set()
+    try:
+        yield
+    finally:
+        if isinstance(registry, dict):
+            for name in set(registry) - before:
+                if name.startswith("CustomGradient-"):
+                    del registry[name]
 
 
 def _runs(folder: Path) -> list[Path]:

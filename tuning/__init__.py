@@ -2,12 +2,12 @@
 
 import tuning
 tuning.list_spaces()                          # ['deeper_convnet', 'inception_v1', ...]
-result = tuning.search("mlp_mnist", tuner="grid", subset=0.1)
+result = tuning.run_search("mlp_mnist", tuner="grid", subset=0.1)
 result.trials                                 # a DataFrame, also trials.csv
 """
 
 from tuning.spaces import SPACES, get_space, hyperparameters, list_spaces, space
-from tuning.tuner import Search, ZooHyperModel, ZooTuner, search, summary, trials
+from tuning.tuner import Search, ZooHyperModel, ZooTuner, run_search, summary, trials
 
 __all__ = [
     "SPACES",
@@ -17,7 +17,7 @@ __all__ = [
     "get_space",
     "hyperparameters",
     "list_spaces",
-    "search",
+    "run_search",
     "space",
     "summary",
     "trials",

@@ -12,7 +12,7 @@ import argparse
 import sys
 import tempfile
 
-from tuning.tuner import search
+from tuning.tuner import run_search
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.from_trial <= args.trials:
         p.error(f"--from-trial must be between 1 and --trials ({args.trials})")
     with tempfile.TemporaryDirectory() as out:
-        result = search(
+        result = run_search(
             "mlp_mnist_wide", out, tuner="random", max_trials=args.trials, epochs=1,
             subset=args.subset, data_dir=args.data_dir, isolate=args.isolate, verbose=False,
         )  # fmt: skip

@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from tuning.spaces import hyperparameters, list_spaces
-from tuning.tuner import OBJECTIVES, TUNERS, search
+from tuning.tuner import OBJECTIVES, TUNERS, run_search
 from zoo.recipes import parse_count, parse_set
 
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.space:
             raise ValueError(f"give a SPACE or --list. Spaces: {', '.join(list_spaces())}.")
-        search(
+        run_search(
             args.space, args.out, tuner=args.tuner, max_trials=args.max_trials,
             epochs=args.epochs, subset=args.subset, objective=args.objective,
             executions_per_trial=args.executions_per_trial, data_dir=args.data_dir,

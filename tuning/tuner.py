@@ -1,7 +1,7 @@
 """Keras Tuner searches whose trials are `zoo.train` runs.
 
-    from tuning import search, trials
-    result = search("mlp_mnist", "searches", tuner="grid", subset=0.1, epochs=1)
+    from tuning import run_search, trials
+    result = run_search("mlp_mnist", "searches", tuner="grid", subset=0.1, epochs=1)
     result.trials                       # one row per trial, also in trials.csv
     trials("searches/mlp_mnist-grid")   # the same table, read back from disk
 
@@ -180,6 +180,12 @@ def _runs(folder: Path) -> list[Path]:
 
 def _metrics(run: Run) -> dict[str, float]:
     m = run.metrics
+    if "val" not in m:
+        raise kt.errors.FatalValueError(
+            f"{run.path}: the run has no validation images (subset {run.config.subset!r}, "
+            f"val_split {run.config.val_split!r}), so a search cannot score it; give a larger "
+            "subset."
+        )
     return {
         "val_accuracy": m["val"]["accuracy"],
         "val_loss": m["val"]["loss"],
@@ -244,7 +250,7 @@ def _log_hparams_config(root: Path, hp: kt.HyperParameters) -> None:
 # --- the search ----------------------------------------------------------------------------------
 
 
-def search(
+def run_search(
     space: str,
     out: str | Path = "searches",
     *,
@@ -304,7 +310,7 @@ def search(
     settings = dict(space=space, tuner=tuner, objective=objective, max_trials=max_trials,
                     epochs=epochs, subset=subset, executions_per_trial=executions_per_trial,
                     seed=seed, fixed=fixed or {})  # fmt: skip
-    overrides: dict[str, Any] = {"seed": seed}
+    overrides: dict[str, Any] = {"seed": seed, "evaluate_test": False}
     for key, value in (("epochs", epochs), ("subset", subset), ("data_dir", data_dir)):
         if value is not None:
             overrides[key] = value

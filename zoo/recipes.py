@@ -56,6 +56,8 @@ class RunConfig:
         jit: Compile train and eval steps with XLA.
         strategy: `default` (one device), `mirrored` (all local GPUs), `multiworker` (TF_CONFIG).
         tensorboard: Also write TensorBoard logs in the run folder.
+        evaluate_test: Evaluate the best weights on test at the end (searches turn it off:
+            a trial never looks at test).
         model_kwargs: Builder toggles, checked against the builder's signature.
     """
 
@@ -88,6 +90,7 @@ class RunConfig:
     jit: bool = False
     strategy: Strategy = "default"
     tensorboard: bool = False
+    evaluate_test: bool = True
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -390,22 +390,20 @@ def _finish(
     )
     results = {}
     for name, ds in zip(("train", "val", "test"), splits, strict=True):
-        if info.num_examples[name]:
+        if info.num_examples[name] and (name != "test" or config.evaluate_test):
             loss, accuracy = model.evaluate(ds, verbose=0)
             results[name] = {"loss": float(loss), "accuracy": float(accuracy)}
-    labels, predictions = [], []
-    for x, y in splits[2]:
-        logits = model(x, training=False)
-        predictions.append(np.argmax(keras.ops.convert_to_numpy(logits), axis=-1))
-        y = y.numpy()
-        labels.append(y.argmax(-1) if y.ndim > 1 else y)
-    _write_confusion(path, info.class_names, np.concatenate(labels), np.concatenate(predictions))
+    if "test" in results:
+        labels = np.concatenate([y.numpy() for _, y in splits[2]])
+        labels = labels.argmax(-1) if labels.ndim > 1 else labels
+        predictions = model.predict(splits[2], verbose=0).argmax(-1)
+        _write_confusion(path, info.class_names, labels, predictions)
 
     seconds = float(history["seconds"].sum()) if "seconds" in history else 0.0
+    monitored = history.get("val_accuracy", history.get("accuracy"))
+    # A run that diverged in its first epoch has no best epoch.
     best_epoch = (
-        int(history["val_accuracy" if "val_accuracy" in history else "accuracy"].idxmax())
-        if len(history)
-        else None
+        int(monitored.idxmax()) if monitored is not None and monitored.notna().any() else None
     )
     metrics = {
         **results,

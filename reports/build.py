@@ -1,0 +1,198 @@
+"""`build`: run folders -> tables, figures and one self-contained index.html.
+
+from reports.build import build
+report = build(["runs/*"], "report")
+report.runs        # the DataFrame behind every table
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from reports import figures
+from reports.runs import find_runs, gather
+from reports.tables import ablation_table, accuracy_table, write_table
+
+
+@dataclasses.dataclass
+class Report:
+    """What `build` wrote.
+
+    Attributes:
+        out: The report folder.
+        runs: One row per run (also runs.csv).
+        skipped: `(path, reason)` of every folder left out.
+        files: Every file written, tables and figures.
+    """
+
+    out: Path
+    runs: pd.DataFrame
+    skipped: list[tuple[str, str]]
+    files: list[Path]
+
+
+def build(
+    patterns: list[str],
+    out: str | Path = "report",
+    *,
+    rows: str = "model",
+    formats: tuple[str, ...] = ("png", "svg"),
+    verbose: bool = True,
+) -> Report:
+    """Reads run folders and writes the report.
+
+    Args:
+        patterns: Run folders, globs, or folders holding runs (searched recursively).
+        out: The report folder.
+        rows: Rows of the ablation table: `model`, or a toggle such as `depth`.
+        formats: Figure formats (`png` is always written: index.html embeds it).
+        verbose: Print what is skipped and where the report is.
+
+    Returns:
+        The `Report`.
+
+    Raises:
+        FileNotFoundError: No finished run in `patterns` (naming them).
+    """
+    out = Path(out)
+    paths, skipped = find_runs(patterns)
+    runs, unreadable = gather(paths)
+    skipped += unreadable
+    if runs.empty:
+        raise FileNotFoundError(f"No readable run in {', '.join(map(repr, patterns))}.")
+    formats = tuple(dict.fromkeys(("png", *formats)))
+    files: list[Path] = []
+    out.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out / "runs.csv", index=False)
+    files.append(out / "runs.csv")
+    tables = {"accuracy": accuracy_table(runs)}
+    try:
+        tables["ablation"] = ablation_table(runs, rows)
+    except KeyError as err:
+        skipped.append((rows, f"no ablation table: {err}"))
+    for name, table in tables.items():
+        files += write_table(table, out, name, index=name == "ablation")
+
+    sections: list[str] = []
+    histories = {}
+    for _, run in runs.iterrows():
+        path = Path(run["path"])
+        label = f"{run['model']} {run['variant']} seed {run['seed']}"
+        drawn = _run_figures(path, label)
+        history = _csv(path / "history.csv")
+        if history is not None and len(history):
+            histories[f"{run['run']} ({run['variant']})"] = history
+        saved = _save_all(drawn, out / "runs" / run["run"], formats)
+        files += saved
+        sections.append(_section(label, run, [p for p in saved if p.suffix == ".png"], out))
+    if len(histories) > 1:
+        overlays = {
+            "overlay_val_accuracy": figures.overlay(histories, "val_accuracy"),
+            "overlay_loss": figures.overlay(histories, "loss"),
+        }
+        saved = _save_all(overlays, out, formats)
+        files += saved
+        sections.insert(
+            0, _section("all runs", None, [p for p in saved if p.suffix == ".png"], out)
+        )
+    index = out / "index.html"
+    index.write_text(_index(tables, sections, skipped))
+    files.append(index)
+    if verbose:
+        for path, reason in skipped:
+            print(f"skipped {path}: {reason}")
+        print(f"{out}: {len(runs)} runs, {len(files)} files; open {index}")
+    return Report(out, runs, skipped, files)
+
+
+def _csv(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.is_file() and path.stat().st_size else None
+
+
+def _run_figures(path: Path, label: str) -> dict[str, Figure]:
+    drawn: dict[str, Figure] = {}
+    history, steps = _csv(path / "history.csv"), _csv(path / "steps.csv")
+    if history is not None and len(history):
+        drawn["curves"] = figures.curves(history, steps, label)
+        if "lr" in history:
+            drawn["lr"] = figures.lr_schedule(history)
+    matrix = path / "confusion_matrix.csv"
+    if matrix.is_file():
+        drawn["confusion"] = figures.confusion(pd.read_csv(matrix, index_col=0))
+    drawn.update(_weight_figures(path))
+    return drawn
+
+
+def _weight_figures(path: Path) -> dict[str, Figure]:
+    """First conv layer's filters, and for a dense first layer on grey images, its units."""
+    import keras
+
+    if not (path / "best.keras").is_file():
+        return {}
+    model = keras.models.load_model(path / "best.keras", compile=False)
+    shape = tuple(model.input_shape[1:])
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        weights = np.asarray(keras.ops.convert_to_numpy(kernel))
+        if weights.ndim == 4:
+            return {"filters": figures.filters(weights, f"{layer.name} filters")}
+        if weights.ndim == 2 and weights.shape[0] == int(np.prod(shape)) and shape[-1] == 1:
+            return {"dense_weights": figures.dense_tiles(weights, shape[:2], title=layer.name)}
+        return {}
+    return {}
+
+
+def _save_all(drawn: dict[str, Figure], folder: Path, formats: tuple[str, ...]) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for name, fig in drawn.items():
+        for ext in formats:
+            saved.append(folder / f"{name}.{ext}")
+            fig.savefig(saved[-1], dpi=110)
+        plt.close(fig)
+    return saved
+
+
+def _section(title: str, run: pd.Series | None, pngs: list[Path], out: Path) -> str:
+    parts = [f"<h3>{html.escape(title)}</h3>"]
+    if run is not None:
+        facts = {k: run[k] for k in ("run", "dataset", "optimizer", "lr", "schedule", "epochs_run",
+                                     "train_accuracy", "val_accuracy", "test_accuracy",
+                                     "stop_reason", "toggles")}  # fmt: skip
+        parts.append("<p>" + ", ".join(f"{k}: {html.escape(str(v))}" for k, v in facts.items()))
+    for png in pngs:
+        data = base64.b64encode(png.read_bytes()).decode()
+        name = html.escape(str(png.relative_to(out)))
+        parts.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}">'
+                     f"<figcaption>{name}</figcaption></figure>")  # fmt: skip
+    return "\n".join(parts)
+
+
+def _index(tables: dict[str, pd.DataFrame], sections: list[str], skipped: list) -> str:
+    body = ["<h1>Report</h1>"]
+    for name, table in tables.items():
+        body.append(f"<h2>{name} table</h2>")
+        body.append(table.to_html(index=name == "ablation", float_format="%.4f", na_rep=""))
+    if skipped:
+        body.append("<h2>skipped</h2><ul>")
+        body += [f"<li>{html.escape(p)}: {html.escape(r)}</li>" for p, r in skipped]
+        body.append("</ul>")
+    body.append("<h2>figures</h2>")
+    body += sections
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}")  # fmt: skip
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Report</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
+    )

@@ -1,0 +1,176 @@
+"""Run folders into one pandas DataFrame: reports read config.json and metrics.json only.
+
+frame, skipped = gather(find_runs(["runs/*"]))
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import zoo
+from zoo.recipes import RECIPES, RunConfig
+
+# The studies' figures for configurations other than a builder's defaults: model, the variant
+# (see `variant`), study, test accuracy. Defaults' figures come from the registry.
+STUDY_FIGURES: list[tuple[str, str, str, float]] = [
+    ("vgg_a", "bn", "S1", 0.89),
+    ("inception_v1", "residual", "S4", 0.87),
+    ("deeper_convnet", "bn+hidden=256+init_std=0.01+weight_decay=0.0005", "S0", 0.692),
+    # S3's 13 runs; `all` is bn + dropout 0.5 + residual with plateau decay.
+    ("tiny_baseline", "depth=long", "S3", 0.1407),
+    ("tiny_baseline", "schedule=plateau", "S3", 0.2666),
+    ("tiny_baseline", "depth=long+schedule=plateau", "S3", 0.151),
+    ("tiny_baseline", "bn", "S3", 0.3406),
+    ("tiny_baseline", "bn+depth=long", "S3", 0.1459),
+    ("tiny_baseline", "dropout=0.5", "S3", 0.2414),
+    ("tiny_baseline", "depth=long+dropout=0.5", "S3", 0.2901),
+    ("tiny_baseline", "residual", "S3", 0.0049),
+    ("tiny_baseline", "depth=long+residual", "S3", 0.1393),
+    ("tiny_baseline", "bn+dropout=0.5+residual+schedule=plateau", "S3", 0.4302),
+    ("tiny_baseline", "bn+depth=long+dropout=0.5+residual+schedule=plateau", "S3", 0.2762),
+    ("tiny_baseline", "bn+depth=mid+dropout=0.5+residual+schedule=plateau", "S3", 0.3617),
+]
+# Run settings that make a variant when they differ from the recipe (the others, such as the
+# data folder, seed, epochs or subset, say how long, where or on how much, not what).
+_VARIANT_SETTINGS = ("optimizer", "lr", "momentum", "weight_decay", "schedule", "step_size",
+                     "gamma", "label_smoothing", "augment", "normalize", "batch_size",
+                     "precision")  # fmt: skip
+
+
+def find_runs(patterns: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Run folders named by paths or globs; a folder of runs (or of searches) is searched.
+
+    Returns:
+        The finished run folders, sorted, and `(path, reason)` for every folder skipped
+        (not a run, or unfinished).
+
+    Raises:
+        FileNotFoundError: Nothing matched, naming what was searched.
+    """
+    found: set[Path] = set()
+    skipped: list[tuple[str, str]] = []
+    for pattern in patterns:
+        matches = [Path(p) for p in glob.glob(str(Path(pattern).expanduser()))]
+        if not matches:
+            skipped.append((pattern, "no such file or folder"))
+        for path in matches:
+            if (path / "config.json").is_file():
+                candidates = [path]
+            elif path.is_dir():
+                candidates = [p.parent for p in path.rglob("config.json")]
+                if not candidates:
+                    skipped.append((str(path), "not a run folder (no config.json)"))
+            else:
+                skipped.append((str(path), "not a folder"))
+                continue
+            for run in candidates:
+                if (run / "metrics.json").is_file():
+                    found.add(run)
+                else:
+                    skipped.append((str(run), "unfinished run (no metrics.json)"))
+    if not found:
+        raise FileNotFoundError(
+            f"No finished run folders in {', '.join(map(repr, patterns))}"
+            + (f" (skipped: {'; '.join(f'{p}: {r}' for p, r in skipped)})." if skipped else ".")
+        )
+    return sorted(found), skipped
+
+
+def variant(config: RunConfig) -> str:
+    """What a run changed from its model's defaults and recipe, e.g. `bn+dropout=0.5`.
+
+    Toggles differing from the builder's defaults and a few run settings differing from the
+    recipe; `baseline` when nothing did.
+    """
+    defaults = zoo.describe(config.model).toggles
+    parts = []
+    for name, value in sorted(config.model_kwargs.items()):
+        if name in defaults and _same(value, defaults[name]):
+            continue
+        parts.append(_label(name, value))
+    base = RECIPES.get(config.model) or RunConfig(config.model)
+    for name in _VARIANT_SETTINGS:
+        if getattr(config, name) != getattr(base, name):
+            # "weight_decay" may also be a toggle; the run setting's label says which.
+            key = "opt_weight_decay" if name == "weight_decay" else name
+            parts.append(_label(key, getattr(config, name)))
+    return "+".join(sorted(parts)) or "baseline"
+
+
+def _same(a: Any, b: Any) -> bool:
+    norm = lambda v: tuple(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
+    return norm(a) == norm(b)
+
+
+def _label(name: str, value: Any) -> str:
+    if value is True:
+        return name
+    if value is False:
+        return f"no_{name}"
+    if isinstance(value, (list, tuple)):
+        value = "x".join(map(str, value))
+    return f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+
+
+def study_figure(model: str, label: str) -> tuple[str | None, float | None]:
+    """The study and test accuracy it reported for this model and variant, if it did."""
+    if label == "baseline":
+        info = zoo.describe(model)
+        return info.study, info.reported
+    for name, wanted, study, accuracy in STUDY_FIGURES:
+        if name == model and wanted == label:
+            return study, accuracy
+    return None, None
+
+
+def read_run(path: Path) -> dict[str, Any]:
+    """One row: what was trained, how, and how well (from config.json and metrics.json)."""
+    saved = json.loads((path / "config.json").read_text())
+    metrics = json.loads((path / "metrics.json").read_text())
+    config = RunConfig(**saved["config"])
+    label = variant(config)
+    study, reported = study_figure(config.model, label)
+    row: dict[str, Any] = {
+        "run": path.name,
+        "path": str(path),
+        "model": config.model,
+        "variant": label,
+        "dataset": saved.get("dataset", config.home_dataset),
+        "optimizer": config.optimizer,
+        "lr": config.lr,
+        "schedule": config.schedule,
+        "batch_size": config.batch_size,
+        "epochs": config.epochs,
+        "epochs_run": metrics.get("epochs_run"),
+        "seed": config.seed,
+        "subset": config.subset,
+        "params": metrics.get("trainable_params"),
+    }
+    for split in ("train", "val", "test"):
+        for key in ("accuracy", "loss"):
+            row[f"{split}_{key}"] = metrics.get(split, {}).get(key)
+    row.update(
+        study=study,
+        study_test_accuracy=reported,
+        seconds=metrics.get("train_seconds"),
+        images_per_second=metrics.get("train_images_per_second"),
+        stop_reason=metrics.get("stop_reason"),
+        toggles=json.dumps(config.model_kwargs, sort_keys=True, default=str),
+    )
+    return row
+
+
+def gather(paths: list[Path]) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """A DataFrame with one row per readable run, and `(path, reason)` for the unreadable."""
+    rows, skipped = [], []
+    for path in paths:
+        try:
+            rows.append(read_run(path))
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            skipped.append((str(path), f"unreadable: {err}"))
+    return pd.DataFrame(rows), skipped

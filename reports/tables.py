@@ -1,0 +1,107 @@
+"""Accuracy tables from the runs' DataFrame, written as Markdown, CSV, LaTeX and HTML."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# The accuracy table's columns, in order, with their printed names.
+COLUMNS = {
+    "model": "model",
+    "variant": "variant",
+    "dataset": "dataset",
+    "seed": "seed",
+    "params": "params",
+    "epochs_run": "epochs",
+    "train_accuracy": "train acc.",
+    "val_accuracy": "val acc.",
+    "test_accuracy": "test acc.",
+    "study": "study",
+    "study_test_accuracy": "study's test acc.",
+    "seconds": "train s",
+    "images_per_second": "images/s",
+    "run": "run",
+}
+
+
+def accuracy_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: model, variant, params, train / val / test accuracy, the study's figure."""
+    table = runs.sort_values(["model", "variant", "seed", "run"])[list(COLUMNS)]
+    return table.rename(columns=COLUMNS).reset_index(drop=True)
+
+
+def ablation_table(
+    runs: pd.DataFrame, rows: str = "model", value: str = "test_accuracy"
+) -> pd.DataFrame:
+    """Pivot of `value`: `rows` down (model, or a toggle such as depth), variants across.
+
+    Cells are `mean ± std (n)` over the runs (seeds) that share a row and a variant, or the
+    single value when one run did.
+
+    Raises:
+        KeyError: `rows` or `value` is not a column or toggle of the runs.
+    """
+    frame = _with_toggle(runs, rows)
+    if value not in frame:
+        raise KeyError(f"No column {value!r}; columns: {', '.join(frame.columns)}.")
+    if rows != "model":  # the row toggle is not part of the column's variant
+        frame["variant"] = [_drop(v, rows) for v in frame["variant"]]
+    cells = frame.groupby([rows, "variant"])[value].agg(["mean", "std", "count"])
+    text = cells.apply(_cell, axis=1).unstack("variant").fillna("")
+    order = ["baseline"] + sorted(c for c in text.columns if c != "baseline")
+    return text[[c for c in order if c in text.columns]]
+
+
+def _with_toggle(runs: pd.DataFrame, name: str) -> pd.DataFrame:
+    frame = runs.copy()
+    if name in frame:
+        return frame
+    values = [json.loads(t).get(name) for t in frame["toggles"]]
+    if all(v is None for v in values):
+        raise KeyError(f"No column or toggle {name!r} in these runs.")
+    frame[name] = ["(default)" if v is None else str(v) for v in values]
+    return frame
+
+
+def _drop(label: str, toggle: str) -> str:
+    parts = [p for p in label.split("+") if p != toggle and not p.startswith(f"{toggle}=")]
+    return "+".join(parts) or "baseline"
+
+
+def _cell(stats: pd.Series) -> str:
+    if stats["count"] > 1 and np.isfinite(stats["std"]):
+        return f"{stats['mean']:.4f} ± {stats['std']:.4f} ({int(stats['count'])})"
+    return f"{stats['mean']:.4f}" if np.isfinite(stats["mean"]) else "–"
+
+
+def to_markdown(table: pd.DataFrame, index: bool = False) -> str:
+    """A GitHub Markdown table (pandas' own needs the optional tabulate package)."""
+    frame = table.reset_index() if index else table
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(_text(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def _text(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|")
+
+
+def write_table(table: pd.DataFrame, out: Path, name: str, index: bool = False) -> list[Path]:
+    """Writes `name`.md, .csv, .tex and .html into `out`; returns the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.{ext}" for ext in ("md", "csv", "tex", "html")]
+    paths[0].write_text(to_markdown(table, index))
+    table.to_csv(paths[1], index=index)
+    paths[2].write_text(table.to_latex(index=index, float_format="%.4f", na_rep=""))
+    paths[3].write_text(table.to_html(index=index, float_format="%.4f", na_rep="", border=0))
+    return paths

@@ -1,0 +1,182 @@
+"""Reports from real run folders: tiny trainings on MNIST and CIFAR-10 slices, built once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports import build, figures
+from reports.__main__ import main
+from reports.runs import find_runs, study_figure, variant
+from reports.tables import ablation_table
+from zoo.recipes import recipe
+from zoo.train import train
+
+
+@pytest.fixture(scope="session")
+def runs(data_dir, tmp_path_factory) -> Path:
+    """Five finished runs (two seeds of one MLP, an MLP ablation, LeNet, a CIFAR-10 convnet),
+    a folder that is not a run and an unfinished run."""
+    root = tmp_path_factory.mktemp("runs")
+    tiny = dict(data_dir=str(data_dir), subset=10, test_subset=5, epochs=2)
+    for seed in (0, 1):
+        train(
+            recipe("mlp_mnist", seed=seed, model_kwargs={"hidden": (32,)}, **tiny), root, verbose=0
+        )
+    train(recipe("mlp_mnist", model_kwargs={"hidden": (32,), "bn": True}, **tiny), root, verbose=0)
+    train(recipe("lenet", **tiny), root, verbose=0)
+    train(
+        recipe("basic_cnn", data_dir=str(data_dir), subset=10, test_subset=2, epochs=1,
+               model_kwargs={"width": 0.25}),
+        root, verbose=0,
+    )  # fmt: skip
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("not a run")
+    unfinished = root / "unfinished"
+    shutil.copytree(next(root.glob("lenet-*")), unfinished)
+    (unfinished / "metrics.json").unlink()
+    return root
+
+
+@pytest.fixture(scope="session")
+def report(runs, tmp_path_factory):
+    return build([str(runs)], tmp_path_factory.mktemp("report"), verbose=False)
+
+
+def _metrics(path: str) -> dict:
+    return json.loads((Path(path) / "metrics.json").read_text())
+
+
+def test_accuracy_table_rows_are_the_runs_metrics(report, runs):
+    table = pd.read_csv(report.out / "accuracy.csv")
+    assert len(table) == 5
+    for _, row in table.iterrows():
+        metrics = _metrics(runs / row["run"])
+        for split in ("train", "val", "test"):
+            assert row[f"{split} acc."] == pytest.approx(metrics[split]["accuracy"])
+        assert row["params"] == metrics["trainable_params"]
+        assert row["epochs"] == metrics["epochs_run"]
+    assert sorted(table["model"].unique()) == ["basic_cnn", "lenet", "mlp_mnist"]
+    for ext in ("md", "tex", "html"):
+        text = (report.out / f"accuracy.{ext}").read_text()
+        assert "lenet" in text and f"{table['test acc.'].iloc[0]:.4f}" in text
+    assert (report.out / "accuracy.md").read_text().startswith("| model | variant |")
+    assert "\\begin{tabular}" in (report.out / "accuracy.tex").read_text()
+
+
+def test_study_figure_beside_ours(report):
+    runs = report.runs.set_index("model")
+    assert runs.loc["lenet", "variant"] == "baseline"  # S2's recipe, shorter
+    assert runs.loc["lenet", "study"] == "S2" and runs.loc["lenet", "study_test_accuracy"] == 0.9836
+    assert runs.loc["basic_cnn", "variant"] == "width=0.25"
+    assert pd.isna(runs.loc["basic_cnn", "study_test_accuracy"])  # not the study's network
+    assert study_figure("vgg_a", "bn") == ("S1", 0.89)
+    assert study_figure("tiny_baseline", "bn+dropout=0.5+residual+schedule=plateau")[1] == 0.4302
+
+
+def test_ablation_pivot_has_mean_and_std_over_seeds(report):
+    pivot = pd.read_csv(report.out / "ablation.csv", index_col=0, dtype=str)
+    assert list(pivot.index) == ["basic_cnn", "lenet", "mlp_mnist"]
+    assert list(pivot.columns) == ["baseline", "bn+hidden=32", "hidden=32", "width=0.25"]
+    seeds = report.runs[report.runs["variant"] == "hidden=32"]["test_accuracy"]
+    assert len(seeds) == 2
+    cell = pivot.loc["mlp_mnist", "hidden=32"]
+    assert cell == f"{seeds.mean():.4f} ± {seeds.std():.4f} (2)"
+    assert (
+        pivot.loc["lenet", "baseline"]
+        == f"{report.runs.set_index('model').loc['lenet', 'test_accuracy']:.4f}"
+    )
+    assert pd.isna(pivot.loc["lenet", "hidden=32"])
+
+
+def test_ablation_rows_can_be_a_toggle(report):
+    pivot = ablation_table(report.runs[report.runs["model"] == "mlp_mnist"], rows="bn")
+    assert list(pivot.index) == ["(default)", "True"]
+    assert list(pivot.columns) == ["hidden=32"]  # the row toggle leaves the variant
+    with pytest.raises(KeyError, match="No column or toggle 'depth'"):
+        ablation_table(report.runs, rows="depth")
+
+
+def test_figures_are_non_blank_images(report):
+    pngs = [p for p in report.files if p.suffix == ".png"]
+    names = {p.name for p in pngs}
+    assert {"curves.png", "confusion.png", "lr.png", "filters.png", "dense_weights.png",
+            "overlay_val_accuracy.png", "overlay_loss.png"} <= names  # fmt: skip
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        pixels = matplotlib.image.imread(png)
+        assert pixels.shape[0] > 100 and pixels[..., :3].std() > 0.01, png
+        assert png.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
+    # Filters come from conv models only, unit images from the MLPs only.
+    for folder in (report.out / "runs").iterdir():
+        model = folder.name.split("-")[0]
+        assert (folder / "filters.png").exists() == (model in ("lenet", "basic_cnn"))
+        assert (folder / "dense_weights.png").exists() == (model == "mlp_mnist")
+
+
+def test_index_html_embeds_every_figure_and_the_tables(report):
+    text = (report.out / "index.html").read_text()
+    pngs = [p for p in report.files if p.suffix == ".png"]
+    assert text.count("data:image/png;base64,") == len(pngs)
+    assert "accuracy table" in text and "ablation table" in text and "<table" in text
+
+
+def test_non_runs_are_reported_and_skipped(report, runs):
+    reasons = dict(report.skipped)
+    assert reasons[str(runs / "unfinished")] == "unfinished run (no metrics.json)"
+    assert len(report.runs) == 5  # the rest of the report is whole
+    _, skipped = find_runs([str(runs / "notes"), str(runs / "lenet-*")])
+    assert dict(skipped)[str(runs / "notes")] == "not a run folder (no config.json)"
+
+
+def test_an_empty_selection_is_an_error_naming_what_was_searched(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="No finished run folders in .*empty"):
+        build([str(tmp_path / "empty")], tmp_path / "out", verbose=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["build", str(tmp_path / "nothing*"), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "nothing*" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["build", str(tmp_path), "--formats", "png,gif"])
+    assert exit_info.value.code == 2
+
+
+def test_cli_builds_a_report(runs, tmp_path, capsys):
+    assert (
+        main(["build", str(runs / "mlp_mnist-*"), "--out", str(tmp_path), "--formats", "pdf"]) == 0
+    )
+    assert "3 runs" in capsys.readouterr().out
+    assert (tmp_path / "overlay_loss.pdf").read_bytes()[:4] == b"%PDF"
+    assert len(pd.read_csv(tmp_path / "accuracy.csv")) == 3
+
+
+def test_variant_labels():
+    assert variant(recipe("vgg_a")) == "baseline"
+    assert variant(recipe("vgg_a", model_kwargs={"bn": True})) == "bn"
+    assert variant(recipe("resnet_cnn", model_kwargs={"residual": False})) == "no_residual"
+    config = recipe("tiny_baseline", schedule="plateau", model_kwargs={"depth": "long"})
+    assert variant(config) == "depth=long+schedule=plateau"
+    assert variant(recipe("vgg_a", lr=5e-4, seed=3, epochs=2)) == "lr=0.0005"  # seed, epochs: not
+
+
+def test_weight_figures_from_arrays():
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 3, 8))
+    fig = figures.filters(kernel)
+    images = [ax.images[0].get_array() for ax in fig.axes if len(ax.images)]
+    assert len(images) == 8
+    first = kernel[..., 0]  # a filter is the last axis of a Keras conv kernel
+    np.testing.assert_allclose(images[0], (first - first.min()) / (first.max() - first.min()))
+    dense = np.random.default_rng(0).normal(size=(784, 20))
+    fig = figures.dense_tiles(dense)
+    images = [ax.images[0].get_array() for ax in fig.axes if len(ax.images)]
+    assert len(images) == 20 and images[3].shape == (28, 28)
+    unit = dense[:, 3].reshape(28, 28)
+    np.testing.assert_allclose(images[3], 0.5 + 0.5 * unit / np.abs(unit).max())

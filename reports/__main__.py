@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from zoo.recipes import parse_count, parse_set
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
@@ -26,7 +28,23 @@ def main(argv: list[str] | None = None) -> int:
                        help="ablation table rows: model, or a toggle such as depth")  # fmt: skip
     build.add_argument("--formats", default="png,svg", help="figure formats, e.g. png,pdf")
     build.add_argument("--quiet", action="store_true")
+    land = commands.add_parser("landscape", help="S1 / S4 loss-range bands of a model and ablation")
+    land.add_argument("model")
+    land.add_argument("--compare", action="append", default=[], metavar="TOGGLE=VALUE",
+                      help="the ablation's toggles, e.g. --compare bn=True")  # fmt: skip
+    land.add_argument(
+        "--lrs", default="1e-3,2e-3,1e-4,5e-4", help="S1's rates (S4: 1e-3,1e-4,5e-4,5e-5)"
+    )
+    land.add_argument("--epochs", type=int, default=5)
+    land.add_argument("--out", default="landscape")
+    land.add_argument("--data-dir")
+    land.add_argument("--subset", type=parse_count)
+    land.add_argument("--batch-size", type=int)
+    land.add_argument("--seed", type=int, default=0)
+    land.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.command == "landscape":
+        return _landscape(parser, args)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = sorted(set(formats) - {"png", "svg", "pdf"})
     if unknown:
@@ -38,6 +56,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         build_report(args.runs, args.out, rows=args.rows, formats=formats, verbose=not args.quiet)
     except FileNotFoundError as err:
+        parser.exit(2, f"{parser.prog}: {err}\n")
+    return 0
+
+
+def _landscape(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from reports.landscape import study_landscape
+
+    settings = {k: getattr(args, k) for k in ("data_dir", "subset", "batch_size", "seed")
+                if getattr(args, k) is not None}  # fmt: skip
+    try:
+        lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
+        study_landscape(
+            args.model, parse_set(args.compare), lrs=lrs, epochs=args.epochs, out=args.out,
+            verbose=not args.quiet, **settings,
+        )  # fmt: skip
+    except (ValueError, TypeError, FileNotFoundError) as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
     return 0
 

@@ -92,13 +92,13 @@ def variant(config: RunConfig) -> str:
     for name, value in sorted(config.model_kwargs.items()):
         if name in defaults and _same(value, defaults[name]):
             continue
-        parts.append(_label(name, value))
+        parts.append(toggle_label(name, value))
     base = RECIPES.get(config.model) or RunConfig(config.model)
     for name in _VARIANT_SETTINGS:
         if getattr(config, name) != getattr(base, name):
             # "weight_decay" may also be a toggle; the run setting's label says which.
             key = "opt_weight_decay" if name == "weight_decay" else name
-            parts.append(_label(key, getattr(config, name)))
+            parts.append(toggle_label(key, getattr(config, name)))
     return "+".join(sorted(parts)) or "baseline"
 
 
@@ -107,7 +107,8 @@ def _same(a: Any, b: Any) -> bool:
     return norm(a) == norm(b)
 
 
-def _label(name: str, value: Any) -> str:
+def toggle_label(name: str, value: Any) -> str:
+    """`bn` for True, `no_bn` for False, `name=value` otherwise (floats in short form)."""
     if value is True:
         return name
     if value is False:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from reports import build, figures
 from reports.__main__ import main
+from reports.landscape import loss_band, study_landscape
 from reports.runs import find_runs, study_figure, variant
 from reports.tables import ablation_table
 from zoo.recipes import recipe
@@ -180,3 +182,41 @@ def test_weight_figures_from_arrays():
     assert len(images) == 20 and images[3].shape == (28, 28)
     unit = dense[:, 3].reshape(28, 28)
     np.testing.assert_allclose(images[3], 0.5 + 0.5 * unit / np.abs(unit).max())
+
+
+def test_loss_band_is_the_per_step_min_and_max():
+    runs = [np.array([3.0, 2.0, 1.0, 0.5]), np.array([2.5, 2.5, 0.8]), np.array([4.0, 1.0, 1.2])]
+    low, high = loss_band(runs)  # cut to the shortest run
+    np.testing.assert_array_equal(low, [2.5, 1.0, 0.8])
+    np.testing.assert_array_equal(high, [4.0, 2.5, 1.2])
+
+
+def test_study_landscape_trains_once_and_draws_both_bands(data_dir, tmp_path, capsys):
+    settings = dict(data_dir=str(data_dir), subset=10, batch_size=16)
+    result = study_landscape(
+        "mlp_mnist", {"bn": True}, lrs=(0.1, 0.01), epochs=2, out=tmp_path, **settings
+    )
+    assert set(result.runs) == {"baseline", "bn"} and all(len(r) == 2 for r in result.runs.values())
+    for name, paths in result.runs.items():
+        losses = np.stack([pd.read_csv(p / "steps.csv")["loss"].to_numpy() for p in paths])
+        configs = [json.loads((p / "config.json").read_text())["config"] for p in paths]
+        assert sorted(c["lr"] for c in configs) == [0.01, 0.1]
+        assert all(c["model_kwargs"].get("bn", False) == (name == "bn") for c in configs)
+        assert all(c["early_stopping"] == 0 and c["epochs"] == 2 for c in configs)
+        bands = pd.read_csv(tmp_path / "bands.csv")
+        np.testing.assert_allclose(bands[f"mlp_mnist {name} min"], losses.min(axis=0))
+        np.testing.assert_allclose(bands[f"mlp_mnist {name} max"], losses.max(axis=0))
+    assert len(bands) == 2 * math.ceil(80 / 16)  # 10 per class, 20 % of them held out
+    pixels = matplotlib.image.imread(tmp_path / "landscape.png")
+    assert pixels[..., :3].std() > 0.01
+    capsys.readouterr()
+    # Rerunning reuses every finished run: nothing is trained again.
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert main(["landscape", "mlp_mnist", "--compare", "bn=True", "--lrs", "0.1,0.01",
+                 "--epochs", "2", "--out", str(tmp_path), "--data-dir", str(data_dir),
+                 "--subset", "10", "--batch-size", "16"]) == 0  # fmt: skip
+    assert sorted((tmp_path / "runs").iterdir()) == folders
+    assert "training" not in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["landscape", "mlp_mnist", "--compare", "batchnorm=True", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2

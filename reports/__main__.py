@@ -42,7 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     land.add_argument("--batch-size", type=int)
     land.add_argument("--seed", type=int, default=0)
     land.add_argument("--quiet", action="store_true")
+    surf = commands.add_parser("surface", help="Li et al.'s filter-normalized loss line and grid")
+    surf.add_argument("run", metavar="RUN_DIR")
+    surf.add_argument("--points", type=int, default=21, help="grid points per direction")
+    surf.add_argument("--span", type=float, default=1.0, help="extent of each direction")
+    surf.add_argument("--images", type=int, default=1000, help="evaluation images")
+    surf.add_argument("--dims", type=int, choices=(1, 2), default=2)
+    surf.add_argument("--split", choices=("test", "val", "train"), default="test")
+    surf.add_argument("--seed", type=int, default=0)
+    surf.add_argument("--out", help="default: RUN_DIR/landscape")
+    surf.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.command == "surface":
+        return _surface(parser, args)
     if args.command == "landscape":
         return _landscape(parser, args)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
@@ -56,6 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         build_report(args.runs, args.out, rows=args.rows, formats=formats, verbose=not args.quiet)
     except FileNotFoundError as err:
+        parser.exit(2, f"{parser.prog}: {err}\n")
+    return 0
+
+
+def _surface(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from reports.surface import surface
+
+    if args.points < 2 or args.images < 1:
+        parser.exit(2, f"{parser.prog}: --points must be >= 2 and --images >= 1\n")
+    try:
+        surface(
+            args.run, points=args.points, span=args.span, images=args.images, dims=args.dims,
+            split=args.split, seed=args.seed, out=args.out, verbose=not args.quiet,
+        )  # fmt: skip
+    except (ValueError, TypeError, FileNotFoundError) as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
     return 0
 

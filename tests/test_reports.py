@@ -16,6 +16,7 @@ from reports import build, figures
 from reports.__main__ import main
 from reports.landscape import loss_band, study_landscape
 from reports.runs import find_runs, study_figure, variant
+from reports.surface import evaluate_grid, filter_normalized, surface
 from reports.tables import ablation_table
 from zoo.recipes import recipe
 from zoo.train import train
@@ -219,4 +220,51 @@ def test_study_landscape_trains_once_and_draws_both_bands(data_dir, tmp_path, ca
     assert "training" not in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:
         main(["landscape", "mlp_mnist", "--compare", "batchnorm=True", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+
+
+def test_filter_normalized_directions_keep_each_filters_norm():
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=(3, 3, 2, 4)), rng.normal(size=(10, 5)) * 3, rng.normal(size=5)]
+    conv, dense, bias = filter_normalized(weights, rng)
+    for w, d in ((weights[0], conv), (weights[1], dense)):
+        axes = tuple(range(w.ndim - 1))  # a filter is the last axis of a Keras kernel
+        np.testing.assert_allclose(
+            np.sqrt((d**2).sum(axis=axes)), np.sqrt((w**2).sum(axis=axes)), rtol=1e-6
+        )
+        assert not np.allclose(d, w)  # random, not the weights themselves
+    assert not bias.any()  # biases (and BN's scale and offset) are left alone
+
+
+def test_surface_around_a_trained_run(runs, tmp_path):
+    import keras
+
+    run = next(runs.glob("lenet-*"))
+    result = surface(run, points=5, images=60, dims=2, out=tmp_path, verbose=False)
+    assert result.grid.shape == (5, 5) and result.alphas[2] == 0
+    # At the origin the loss is the trained model's own loss on the same images.
+    assert result.grid[2, 2] == pytest.approx(result.line[2], rel=1e-5)
+    assert np.isfinite(result.grid).all() and result.grid.max() > result.grid[2, 2]
+    surface_csv = pd.read_csv(tmp_path / "surface.csv")
+    assert len(surface_csv) == 25 and set(surface_csv.columns) == {"alpha", "beta", "loss"}
+    for name in ("line.png", "contour.png"):
+        assert matplotlib.image.imread(tmp_path / name)[..., :3].std() > 0.01
+
+    model = keras.models.load_model(run / "best.keras", compile=False)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    from zoo.train import compile_model, load_config
+
+    compile_model(model, load_config(run))
+    x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    y = np.arange(8) % 10
+    direction = filter_normalized(before, np.random.default_rng(1))
+    losses = evaluate_grid(model, x, y, [direction], np.array([-1.0, 0.0, 1.0]), verbose=False)
+    assert losses[1] == pytest.approx(model.evaluate(x, y, verbose=0)[0], rel=1e-5)
+    for v, w in zip(model.trainable_variables, before, strict=True):
+        np.testing.assert_array_equal(v.numpy(), w)  # weights restored
+
+
+def test_surface_cli_errors(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["surface", str(tmp_path)])
     assert exit_info.value.code == 2

@@ -133,16 +133,17 @@ def test_s2_grid_runs_every_combination_once(data_dir, tmp_path):
 
 
 def test_a_finished_search_reruns_as_a_no_op_and_settings_are_kept(data_dir, tmp_path):
-    common = dict(epochs=1, subset=5, data_dir=str(data_dir), verbose=False)
+    common = dict(epochs=1, subset=5, data_dir=str(data_dir), fixed={"gamma": 0.5}, verbose=False)
     first = tuning.run_search("mlp_mnist_gamma", tmp_path, **common)
     mtimes = {p: p.stat().st_mtime for p in first.path.glob("trial_*/*/metrics.json")}
     again = tuning.run_search("mlp_mnist_gamma", tmp_path, **common)
-    assert len(again.trials) == 4
+    assert len(again.trials) == 1 and len(mtimes) == 1
     assert {p: p.stat().st_mtime for p in again.path.glob("trial_*/*/metrics.json")} == mtimes
     with pytest.raises(ValueError, match="other settings.*epochs 1 -> 2"):
         tuning.run_search("mlp_mnist_gamma", tmp_path, **{**common, "epochs": 2})
     fresh = tuning.run_search("mlp_mnist_gamma", tmp_path, **{**common, "overwrite": True})
-    assert len(fresh.trials) == 4
+    assert len(fresh.trials) == 1
+    assert not any(p.exists() for p in mtimes)  # the old project is gone
 
 
 @pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband"])

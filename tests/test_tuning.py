@@ -143,7 +143,7 @@ def test_a_finished_search_reruns_as_a_no_op_and_settings_are_kept(data_dir, tmp
         tuning.run_search("mlp_mnist_gamma", tmp_path, **{**common, "epochs": 2})
     fresh = tuning.run_search("mlp_mnist_gamma", tmp_path, **{**common, "overwrite": True})
     assert len(fresh.trials) == 1
-    assert not any(p.exists() for p in mtimes)  # the old project is gone
+    assert all(p.stat().st_mtime != t for p, t in mtimes.items())  # trained afresh
 
 
 @pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband"])

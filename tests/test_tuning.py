@@ -14,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import keras_tuner as kt
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -136,6 +138,10 @@ def test_a_finished_search_reruns_as_a_no_op_and_settings_are_kept(data_dir, tmp
     common = dict(epochs=1, subset=5, data_dir=str(data_dir), fixed={"gamma": 0.5}, verbose=False)
     first = tuning.run_search("mlp_mnist_gamma", tmp_path, **common)
     mtimes = {p: p.stat().st_mtime for p in first.path.glob("trial_*/*/metrics.json")}
+    (model,) = first.tuner.get_best_models(1)  # Keras Tuner's own API reads our best.keras
+    (best,) = first.path.glob("trial_*/*/best.keras")
+    for loaded, saved in zip(model.weights, keras.models.load_model(best).weights, strict=True):
+        np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
     again = tuning.run_search("mlp_mnist_gamma", tmp_path, **common)
     assert len(again.trials) == 1 and len(mtimes) == 1
     assert {p: p.stat().st_mtime for p in again.path.glob("trial_*/*/metrics.json")} == mtimes

@@ -56,11 +56,13 @@ class Search:
         path: The project folder.
         trials: One row per trial (see `trials`).
         best: The contents of best.json (empty on a worker).
+        tuner: The Keras Tuner tuner (`tuner.get_best_models()` loads best.keras files).
     """
 
     path: Path
     trials: pd.DataFrame
     best: dict[str, Any]
+    tuner: kt.Tuner | None = None
 
 
 class ZooHyperModel(kt.HyperModel):
@@ -332,7 +334,7 @@ def run_search(
     keras_tuner.search(verbose=verbose)
     table = trials(project)
     if role == "worker":
-        return Search(project, table, {})
+        return Search(project, table, {}, keras_tuner)
     table.to_csv(project / "trials.csv", index=False)
     best = _best(project, table, objective, hypermodel)
     if train_best and best:
@@ -348,7 +350,7 @@ def run_search(
     (project / "best.json").write_text(json.dumps(best, indent=2, default=str))
     if verbose:
         print(summary(project, table, best, objective))
-    return Search(project, table, best)
+    return Search(project, table, best, keras_tuner)
 
 
 def _role() -> str:

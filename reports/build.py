@@ -152,15 +152,12 @@ def _weight_figures(path: Path) -> dict[str, Figure]:
 
 
 def _save_all(drawn: dict[str, Figure], folder: Path, formats: tuple[str, ...]) -> list[Path]:
-    import matplotlib.pyplot as plt
-
     folder.mkdir(parents=True, exist_ok=True)
     saved = []
     for name, fig in drawn.items():
         for ext in formats:
             saved.append(folder / f"{name}.{ext}")
             fig.savefig(saved[-1], dpi=110)
-        plt.close(fig)
     return saved
 
 

@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display needed, none assumed
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 
 def curves(history: pd.DataFrame, steps: pd.DataFrame | None = None, title: str = "") -> Figure:
     """Loss and accuracy per epoch (train and val), and the loss of every step when given."""
     panels = 3 if steps is not None and len(steps) else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.8), layout="constrained")
+    fig = Figure(figsize=(5 * panels, 3.8), layout="constrained")
+    axes = fig.subplots(1, panels)
     epochs = history["epoch"] + 1
     for ax, metric in zip(axes[:2], ("loss", "accuracy"), strict=True):
         ax.plot(epochs, history[metric], "o-", label=f"train {metric}")
@@ -41,7 +37,8 @@ def curves(history: pd.DataFrame, steps: pd.DataFrame | None = None, title: str 
 
 def overlay(histories: dict[str, pd.DataFrame], metric: str = "val_accuracy") -> Figure:
     """One metric per epoch for several runs on one axes, labelled by run."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
     for label, history in histories.items():
         if metric in history:
             ax.plot(history["epoch"] + 1, history[metric], marker=".", label=label)
@@ -55,7 +52,8 @@ def confusion(matrix: pd.DataFrame, title: str = "test confusion matrix") -> Fig
     """A confusion matrix (rows true, columns predicted) with class names and counts."""
     names = [str(c) for c in matrix.columns]
     size = max(4.0, 0.45 * len(names) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size), layout="constrained")
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.subplots()
     values = matrix.to_numpy()
     image = ax.imshow(values, cmap="Blues")
     fig.colorbar(image, ax=ax, label="images")
@@ -100,7 +98,8 @@ def _grid(tiles: np.ndarray, title: str, subtitle: str) -> Figure:
     count = len(tiles)
     cols = math.ceil(math.sqrt(count))
     rows = math.ceil(count / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8, rows * 0.8 + 0.6), squeeze=False)
+    fig = Figure(figsize=(cols * 0.8, rows * 0.8 + 0.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, tile in zip(axes.flat, tiles, strict=False):
@@ -111,7 +110,8 @@ def _grid(tiles: np.ndarray, title: str, subtitle: str) -> Figure:
 
 def lr_schedule(history: pd.DataFrame, title: str = "learning rate") -> Figure:
     """The learning rate of every epoch."""
-    fig, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
+    fig = Figure(figsize=(5, 3.5), layout="constrained")
+    ax = fig.subplots()
     ax.step(history["epoch"] + 1, history["lr"], where="post", marker="o")
     ax.set(xlabel="epoch", ylabel="learning rate", title=title, yscale="log")
     ax.grid(alpha=0.3)

@@ -12,17 +12,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from reports.runs import toggle_label  # noqa: E402
-from zoo.recipes import RunConfig, recipe  # noqa: E402
+from reports.runs import toggle_label
+from zoo.recipes import RunConfig, recipe
 
 S1_LRS = (1e-3, 2e-3, 1e-4, 5e-4)
 S4_LRS = (1e-3, 1e-4, 5e-4, 5e-5)
@@ -52,7 +47,8 @@ def loss_band(losses: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def band_figure(bands: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "") -> Figure:
     """Filled min-max bands of training loss per step, one colour per variant."""
-    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
     for label, (low, high) in bands.items():
         steps = np.arange(1, len(low) + 1)
         ax.fill_between(steps, low, high, alpha=0.45, label=label, lw=0.3)
@@ -132,7 +128,6 @@ def study_landscape(
     )
     for file in files[1:]:
         fig.savefig(file, dpi=120)
-    plt.close(fig)
     if verbose:
         print(f"{files[1]}: {', '.join(bands)} over {len(frame)} steps")
     return Landscape(frame, runs, files)

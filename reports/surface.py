@@ -18,14 +18,9 @@ import time
 from pathlib import Path
 
 import keras
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 
 @dataclasses.dataclass
@@ -178,7 +173,8 @@ def _images(data, config, saved, split: str, images: int, seed: int):
 
 def line_figure(alphas: np.ndarray, line: np.ndarray, title: str = "") -> Figure:
     """Loss along one filter-normalized direction."""
-    fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
+    fig = Figure(figsize=(5.5, 4), layout="constrained")
+    ax = fig.subplots()
     ax.plot(alphas, line, "o-", ms=3)
     ax.set(xlabel="step along the direction", ylabel="loss", title=title or "1-D loss")
     ax.grid(alpha=0.3)
@@ -187,7 +183,8 @@ def line_figure(alphas: np.ndarray, line: np.ndarray, title: str = "") -> Figure
 
 def contour_figure(alphas: np.ndarray, grid: np.ndarray, title: str = "") -> Figure:
     """Contours of the loss over two filter-normalized directions; the trained model at 0."""
-    fig, ax = plt.subplots(figsize=(5.5, 5), layout="constrained")
+    fig = Figure(figsize=(5.5, 5), layout="constrained")
+    ax = fig.subplots()
     levels = np.quantile(grid[np.isfinite(grid)], np.linspace(0, 1, 16))
     shown = ax.contour(alphas, alphas, grid.T, levels=np.unique(levels), cmap="viridis")
     ax.clabel(shown, fontsize=6, fmt="%.2f")
@@ -216,5 +213,4 @@ def _write(
         fig.savefig(path, dpi=120)
         fig.savefig(path.with_suffix(".svg"))
         files.append(path.with_suffix(".svg"))
-        plt.close(fig)
     return files

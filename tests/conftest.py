@@ -10,8 +10,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["ZOO_OFFLINE"] = "1"  # tests never download
 os.environ.pop("ZOO_DATA_DIR", None)
 
+# isort: off
+import zoo  # noqa: E402, F401  (before keras: the suite runs TensorFlow as users get it)
 import keras  # noqa: E402
 import pytest  # noqa: E402
+# isort: on
 
 DATA = Path(
     os.environ.get("ZOO_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

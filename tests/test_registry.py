@@ -137,3 +137,22 @@ def test_cli_misuse_exits_2_with_one_line():
     assert bad.stderr.strip().splitlines()[-1].startswith("python -m zoo: Unknown model 'vgga'")
     assert "Traceback" not in bad.stderr
     assert _cli("frobnicate").returncode == 2
+
+
+def _onednn(code: str, **env: str) -> str:
+    environ = {k: v for k, v in __import__("os").environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    check = "from tensorflow.python.util import _pywrap_util_port as p; print(p.IsMklEnabled())"
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", f"{code}; {check}"],
+        env={**environ, **env}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip() + done.stderr
+
+
+def test_importing_the_zoo_turns_tensorflows_cpu_kernels_on():
+    # The tuning and reports packages import zoo before Keras Tuner or Keras load TensorFlow.
+    assert _onednn("import tuning").startswith("True")  # the fast path by default
+    assert _onednn("import reports").startswith("True")
+    assert _onednn("import zoo", TF_ENABLE_ONEDNN_OPTS="0").startswith("False")  # opt out
+    late = _onednn("import tensorflow, zoo")
+    assert late.startswith("False") and "import zoo first" in late  # too late, and said so

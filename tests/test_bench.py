@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from zoo.bench import bench
 from zoo.recipes import recipe
 
@@ -33,3 +36,28 @@ def test_bench_cli(data_dir):
         [sys.executable, "-m", "zoo.bench", "lenett"], capture_output=True, text=True, cwd=REPO
     )
     assert bad.returncode == 2 and "Unknown model 'lenett'" in bad.stderr
+
+
+TWINS = [("mlp_mnist", {}), ("basic_cnn", {}), ("improved_cnn", {}), ("resnet_cnn", {}),
+         ("vgg_a", {}), ("vgg_a", {"bn": True})]  # fmt: skip
+
+
+@pytest.mark.parametrize("model, toggles", TWINS)
+def test_pytorch_twins_have_the_keras_models_parameter_counts(model, toggles):
+    pytest.importorskip("torch", reason="PyTorch twins are benchmark-only (pip install torch)")
+    import zoo
+    from zoo.twins import build_twin, trainable_params
+
+    keras_model = zoo.build(model, **toggles)
+    expected = sum(int(np.prod(w.shape)) for w in keras_model.trainable_weights)
+    assert trainable_params(build_twin(model, toggles)) == expected
+
+
+def test_bench_side_by_side_with_pytorch():
+    pytest.importorskip("torch", reason="PyTorch twins are benchmark-only (pip install torch)")
+    figures = bench(recipe("mlp_mnist", batch_size=32), steps=2, windows=1, pipeline=False,
+                    torch=True)  # fmt: skip
+    ratio = figures["in_memory"]["images_per_second"] / figures["torch"]["images_per_second"]
+    assert figures["keras_over_torch"] == pytest.approx(ratio) and ratio > 0
+    with pytest.raises(ValueError, match="No PyTorch twin for 'lenet'"):
+        bench(recipe("lenet"), steps=1, windows=1, pipeline=False, torch=True)

@@ -56,8 +56,23 @@ def measure(
     return Speed(batch * steps / median, 1000 * median / steps)
 
 
-def bench(config: RunConfig, *, steps: int, windows: int, pipeline: bool = True) -> dict[str, Any]:
-    """Measures a run configuration's training speed; returns the figures as a dict."""
+def bench(
+    config: RunConfig, *, steps: int, windows: int, pipeline: bool = True, torch: bool = False
+) -> dict[str, Any]:
+    """Measures a run configuration's training speed; returns the figures as a dict.
+
+    With `torch`, also the model's PyTorch twin (`zoo.twins`) on the same in-memory batch,
+    in the same process, and the Keras / PyTorch ratio of training images/s.
+
+    Raises:
+        ValueError: `torch` for a model without a twin, or a twin whose parameter count
+            differs from the Keras model's.
+        ModuleNotFoundError: `torch` without PyTorch installed.
+    """
+    if torch:  # a model without a twin fails before anything is measured
+        from zoo import twins
+
+        twin = twins.build_twin(config.model, config.model_kwargs)
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(config.precision)
     info = zoo.describe(config.model)
@@ -95,6 +110,19 @@ def bench(config: RunConfig, *, steps: int, windows: int, pipeline: bool = True)
         real = measure(model, train.take(n_steps), batch, steps, windows)
         figures["pipeline"] = dataclasses.asdict(real)
         figures["pipeline_cost"] = 1 - real.images_per_second / memory.images_per_second
+    if torch:
+        if twins.trainable_params(twin) != figures["params"]:
+            raise ValueError(
+                f"{config.model}: the PyTorch twin has {twins.trainable_params(twin):,} "
+                f"trainable parameters, the Keras model {figures['params']:,}."
+            )
+        figures["torch"] = twins.measure_twin(
+            twin, shape, batch, steps, windows, config.optimizer, config.lr,
+            config.label_smoothing,
+        )  # fmt: skip
+        figures["keras_over_torch"] = (
+            memory.images_per_second / figures["torch"]["images_per_second"]
+        )
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if tf.config.list_logical_devices("GPU"):
         peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
@@ -114,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--jit", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--torch", action="store_true",
+                        help="also train the model's PyTorch twin and print the ratio")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         toggles = parse_set(args.set)
@@ -122,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
             precision=args.precision, jit=args.jit,
         )  # fmt: skip
         config = dataclasses.replace(config, model_kwargs={**config.model_kwargs, **toggles})
-        f = bench(config, steps=args.steps, windows=args.windows, pipeline=not args.no_pipeline)
+        f = bench(
+            config, steps=args.steps, windows=args.windows, pipeline=not args.no_pipeline,
+            torch=args.torch,
+        )  # fmt: skip
+    except ModuleNotFoundError as err:
+        parser.exit(2, f"{parser.prog}: --torch needs PyTorch ({err}); pip install torch\n")
     except (ValueError, TypeError, OSError) as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
     mem = f["in_memory"]
@@ -137,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
             f"real pipeline  {real['images_per_second']:,.1f} images/s, "
             f"{real['ms_per_step']:.1f} ms/step (pipeline cost {f['pipeline_cost']:+.1%})"
         )
+    if "torch" in f:
+        t = f["torch"]
+        print(
+            f"pytorch twin   {t['images_per_second']:,.1f} images/s, {t['ms_per_step']:.1f} ms/step"
+            f" (same {f['params']:,} trainable params, in-memory)"
+        )
+        print(f"keras/pytorch  {f['keras_over_torch']:.2f}x training images/s")
     print(f"peak memory    {f['peak_rss_mib']:,.0f} MiB resident", end="")
     print(f", {f['peak_gpu_mib']:,.0f} MiB GPU" if "peak_gpu_mib" in f else "")
     return 0

@@ -118,7 +118,7 @@ def bench(
             )
         figures["torch"] = twins.measure_twin(
             twin, shape, batch, steps, windows, config.optimizer, config.lr,
-            config.label_smoothing,
+            config.label_smoothing, config.model_kwargs.get("weight_decay", 0.0),
         )  # fmt: skip
         figures["keras_over_torch"] = (
             memory.images_per_second / figures["torch"]["images_per_second"]

@@ -28,7 +28,9 @@ def build_twin(model: str, toggles: dict[str, Any] | None = None) -> Any:
     from torch import nn
 
     toggles = dict(toggles or {})
-    supported = {"bn"}
+    # The model's L2 changes no layer: the twin's optimizer takes it (PyTorch's coupled
+    # weight_decay is the same gradient as the Keras model's L2 penalty).
+    supported = {"bn", "weight_decay"}
     if model not in TWINS or set(toggles) - supported:
         raise ValueError(
             f"No PyTorch twin for {model!r} with {toggles}; twins: {', '.join(TWINS)} "
@@ -103,9 +105,12 @@ def trainable_params(module: Any) -> int:
 
 def measure_twin(
     module: Any, shape: tuple[int, int, int], batch: int, steps: int, windows: int,
-    optimizer: str, lr: float, label_smoothing: float = 0.0,
+    optimizer: str, lr: float, label_smoothing: float = 0.0, weight_decay: float = 0.0,
 ) -> dict[str, float]:  # fmt: skip
-    """Training images/s of a twin: the median of `windows` timed windows after a warm-up."""
+    """Training images/s of a twin: the median of `windows` timed windows after a warm-up.
+
+    `weight_decay` is the model's L2 (PyTorch's coupled decay); AdamW keeps its own 5e-4.
+    """
     import torch
 
     torch.manual_seed(0)
@@ -113,10 +118,12 @@ def measure_twin(
     height, width, channels = shape
     x = torch.from_numpy(rng.standard_normal((batch, channels, height, width), dtype=np.float32))
     y = torch.from_numpy(rng.integers(0, 10, batch))
-    make = {"sgd": lambda p: torch.optim.SGD(p, lr), "adam": lambda p: torch.optim.Adam(p, lr),
-            "momentum": lambda p: torch.optim.SGD(p, lr, momentum=0.9),
+    wd = weight_decay
+    make = {"sgd": lambda p: torch.optim.SGD(p, lr, weight_decay=wd),
+            "adam": lambda p: torch.optim.Adam(p, lr, weight_decay=wd),
+            "momentum": lambda p: torch.optim.SGD(p, lr, momentum=0.9, weight_decay=wd),
             "adamw": lambda p: torch.optim.AdamW(p, lr, weight_decay=5e-4),
-            "rmsprop": lambda p: torch.optim.RMSprop(p, lr)}  # fmt: skip
+            "rmsprop": lambda p: torch.optim.RMSprop(p, lr, weight_decay=wd)}  # fmt: skip
     opt = make[optimizer](module.parameters())
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     module.train()

@@ -174,4 +174,19 @@ def gather(paths: list[Path]) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
             rows.append(read_run(path))
         except (OSError, ValueError, TypeError, KeyError) as err:
             skipped.append((str(path), f"unreadable: {err}"))
-    return pd.DataFrame(rows), skipped
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["run"] = _unique_names([Path(p) for p in frame["path"]])
+    return frame, skipped
+
+
+def _unique_names(paths: list[Path]) -> list[str]:
+    """Folder names, with as many parent folders as it takes to tell them apart.
+
+    Equal settings in two searches give two run folders of the same name.
+    """
+    for depth in range(1, max(len(p.parts) for p in paths) + 1):
+        names = ["_".join(p.parts[-depth:]) for p in paths]
+        if len(set(names)) == len(names):
+            return names
+    return [str(p) for p in paths]

@@ -268,3 +268,11 @@ def test_surface_cli_errors(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["surface", str(tmp_path)])
     assert exit_info.value.code == 2
+
+
+def test_runs_with_equal_folder_names_stay_apart():
+    from reports.runs import _unique_names
+
+    paths = [Path("s1/trial_0/r"), Path("s2/trial_0/r"), Path("s2/trial_1/q")]
+    assert _unique_names(paths) == ["s1_trial_0_r", "s2_trial_0_r", "s2_trial_1_q"]
+    assert _unique_names([Path("a/r"), Path("a/q")]) == ["r", "q"]

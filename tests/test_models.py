@@ -219,3 +219,30 @@ def test_save_and_load_round_trip(name, tmp_path):
         atol=1e-6,
     )
     assert _trainable(loaded) == _trainable(model)
+
+
+@pytest.mark.parametrize("shape", [(16, 6, 6, 5), (16, 5)])
+def test_fused_batch_norm_matches_keras(shape):
+    import tensorflow as tf
+
+    from zoo.layers import BatchNormalization
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2.0, 3.0, shape), tf.float32)
+    weights = tf.constant(rng.normal(size=shape), tf.float32)  # a loss with real gradients
+    ours, theirs = BatchNormalization(momentum=0.9), keras.layers.BatchNormalization(momentum=0.9)
+    for layer in (ours, theirs):
+        layer.build(shape)
+        layer.gamma.assign(np.linspace(0.5, 1.5, shape[-1]))
+        layer.beta.assign(np.linspace(-1, 1, shape[-1]))
+    results = []
+    for layer in (ours, theirs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * weights)
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append((y, *grads, layer.moving_mean, layer.moving_variance, layer(x)))
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+    assert ours._fusable(x, None) and not ours._fusable(tf.cast(x, tf.float16), None)

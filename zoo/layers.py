@@ -7,6 +7,8 @@ Conventions every family follows:
 - Pooling pads like `padding="same"`: on even sizes this equals PyTorch's floor pooling, and odd
   sizes (28 -> 14 -> 7 -> 4) keep every model usable on MNIST-sized input.
 - `bn=True` puts BatchNormalization between the convolution (or dense layer) and the activation.
+  It is `zoo.layers.BatchNormalization`: Keras's layer, computed with TensorFlow's fused kernel
+  when Keras runs on TensorFlow (see that class).
 """
 
 from __future__ import annotations
@@ -17,6 +19,57 @@ import keras
 from keras import layers
 
 Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu", "silu"]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class BatchNormalization(layers.BatchNormalization):
+    """Keras's BatchNormalization, computed by TensorFlow's fused batch-norm kernel.
+
+    Keras 3 normalizes on TensorFlow with separate moment, normalization and gradient ops;
+    TensorFlow's fused kernel (oneDNN on CPU, cuDNN on GPU) does it in one, which trained
+    VGG-A-BN twice as fast on the measured CPU (README, Speed). Same weights, same moving
+    statistics (the biased batch variance, as Keras keeps them) and the same outputs within
+    float tolerance; any case the kernel does not cover (another backend, a mask, an axis
+    other than the last, synchronized or renormalized BN, non-float32 inputs) takes Keras's
+    own path.
+    """
+
+    def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        shape = tf.shape(inputs)
+        x = inputs if len(inputs.shape) == 4 else tf.reshape(inputs, [-1, 1, 1, shape[-1]])
+        if training and self.trainable:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                x, self.gamma, self.beta, epsilon=self.epsilon, is_training=True
+            )
+            count = tf.cast(tf.size(x) // tf.shape(x)[-1], variance.dtype)
+            variance = variance * (count - 1) / tf.maximum(count, 1.0)  # the op's is unbiased
+            for stat, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                stat.assign(stat * self.momentum + batch * (1.0 - self.momentum))
+        else:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x, self.gamma, self.beta, self.moving_mean, self.moving_variance,
+                epsilon=self.epsilon, is_training=False,
+            )  # fmt: skip
+        return y if len(inputs.shape) == 4 else tf.reshape(y, shape)
+
+    def _fusable(self, inputs: Any, mask: Any) -> bool:
+        rank = len(inputs.shape)
+        return (
+            keras.backend.backend() == "tensorflow"
+            and mask is None
+            and rank in (2, 4)
+            and self.axis in (-1, rank - 1)
+            and self.center
+            and self.scale
+            and not self.synchronized
+            and not getattr(self, "renorm", False)
+            and keras.backend.standardize_dtype(inputs.dtype) == "float32"
+            and self.epsilon >= 1.001e-5  # the kernel's floor
+        )
 
 
 def l2(weight_decay: float) -> keras.regularizers.Regularizer | None:
@@ -67,7 +120,7 @@ def conv_bn_act(
         name=f"{name}_conv",
     )(x)
     if bn:
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = BatchNormalization(name=f"{name}_bn")(x)
     return act(x, activation, f"{name}_act") if activation else x
 
 
@@ -93,7 +146,7 @@ def dense_bn_act(
         name=name,
     )(x)
     if bn:
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = BatchNormalization(name=f"{name}_bn")(x)
     x = act(x, activation, f"{name}_act")
     return layers.Dropout(dropout, name=f"{name}_drop")(x) if dropout else x
 

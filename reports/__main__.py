@@ -9,18 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from zoo.cli import Parser
 from zoo.recipes import parse_count, parse_set
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        self.exit(2, f"{self.prog}: {message}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the reports CLI; returns the exit status (2 on misuse, with one line)."""
-    parser = _Parser(prog="python -m reports", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="python -m reports", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="tables and figures from run folders")
     build.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_GLOB")
     build.add_argument("--out", default="report", help="report folder (default: report)")

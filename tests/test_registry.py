@@ -156,3 +156,22 @@ def test_importing_the_zoo_turns_tensorflows_cpu_kernels_on():
     assert _onednn("import zoo", TF_ENABLE_ONEDNN_OPTS="0").startswith("False")  # opt out
     late = _onednn("import tensorflow, zoo")
     assert late.startswith("False") and "import zoo first" in late  # too late, and said so
+
+
+@pytest.mark.parametrize(
+    "module, argv",
+    [
+        ("zoo.__main__", ["lst"]),
+        ("zoo.bench", ["mlp_mnist", "--steps", "many"]),
+        ("zoo.data.__main__", ["info"]),
+        ("tuning.memory", ["--trials", "many"]),
+    ],
+)
+def test_every_cli_reports_misuse_in_one_line_with_status_2(module, argv, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(module).main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("python -m ")

@@ -8,16 +8,16 @@ search process's resident memory after each trial and its growth between two tri
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 
 from tuning.tuner import run_search
+from zoo.cli import Parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the memory benchmark; returns the exit status."""
-    p = argparse.ArgumentParser(prog="python -m tuning.memory", description=__doc__)
+    p = Parser(prog="python -m tuning.memory", description=__doc__)
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--from-trial", type=int, default=5, help="growth is measured from here")
     p.add_argument("--subset", type=int, default=10, help="training images per class")

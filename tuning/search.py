@@ -15,16 +15,12 @@ import sys
 
 from tuning.spaces import hyperparameters, list_spaces
 from tuning.tuner import OBJECTIVES, TUNERS, run_search
+from zoo.cli import Parser
 from zoo.recipes import parse_count, parse_set
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        self.exit(2, f"{self.prog}: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tuning.search", description=__doc__)
+    p = Parser(prog="python -m tuning.search", description=__doc__)
     p.add_argument("space", nargs="?", help="search space (--list prints them)")
     p.add_argument("--list", action="store_true", help="print every space's hyperparameters")
     p.add_argument("--tuner", default="grid", help=f"one of {', '.join(TUNERS)} (default grid)")

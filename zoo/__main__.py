@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from zoo.cli import Parser
 from zoo.registry import build, describe, list_models
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the registry CLI; returns the exit status (2 on misuse)."""
-    parser = argparse.ArgumentParser(prog="python -m zoo", description=__doc__)
+    parser = Parser(prog="python -m zoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list models with their home dataset and study figure")
     ls.add_argument("pattern", nargs="?", help="shell-style pattern, e.g. '*cnn'")

@@ -7,7 +7,6 @@ with the recipe's augmentation, the pipeline's cost as the gap between them, and
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import resource
 import statistics
@@ -21,6 +20,7 @@ import tensorflow as tf
 
 import zoo
 import zoo.data
+from zoo.cli import Parser
 from zoo.recipes import RunConfig, parse_set, recipe
 from zoo.train import make_loss, make_optimizer
 
@@ -132,7 +132,7 @@ def bench(
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark CLI; exit status 2 with one line on misuse."""
-    parser = argparse.ArgumentParser(prog="python -m zoo.bench", description=__doc__)
+    parser = Parser(prog="python -m zoo.bench", description=__doc__)
     parser.add_argument("model")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--batch-size", type=int, default=128)

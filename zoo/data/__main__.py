@@ -9,6 +9,7 @@ import tempfile
 import time
 
 import zoo.data as zdata
+from zoo.cli import Parser
 
 
 def bench(args: argparse.Namespace) -> None:
@@ -58,7 +59,7 @@ def info(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the data CLI; exit status 2 on misuse or data errors, with one line."""
-    parser = argparse.ArgumentParser(prog="python -m zoo.data", description=__doc__)
+    parser = Parser(prog="python -m zoo.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for command, fn in (("bench", bench), ("info", info)):
         p = sub.add_parser(command, help=fn.__doc__)

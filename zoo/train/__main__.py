@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import registry
+from zoo.cli import Parser
 from zoo.recipes import RunConfig, list_recipes, parse_count, parse_set, recipe
 
 # Flags of the common knobs: flag name -> RunConfig field.
@@ -44,13 +45,8 @@ FLAGS = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        self.exit(2, f"{self.prog}: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m zoo.train", description=__doc__)
+    p = Parser(prog="python -m zoo.train", description=__doc__)
     p.add_argument("model", nargs="?", help="registered model name (python -m zoo list)")
     p.add_argument("--list", action="store_true", help="print every model's recipe and exit")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder")

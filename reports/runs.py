@@ -103,8 +103,9 @@ def variant(config: RunConfig) -> str:
 
 
 def _same(a: Any, b: Any) -> bool:
-    norm = lambda v: tuple(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
-    return norm(a) == norm(b)
+    """Equal, counting a list and a tuple of the same items as equal (JSON has no tuples)."""
+    sequences = isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))
+    return tuple(a) == tuple(b) if sequences else a == b
 
 
 def toggle_label(name: str, value: Any) -> str:

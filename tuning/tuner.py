@@ -308,7 +308,8 @@ def run_search(
         raise ValueError(f"Unknown tuner {tuner!r}. Valid tuners: {', '.join(TUNERS)}.")
     if objective not in OBJECTIVES:
         raise ValueError(f"Unknown objective {objective!r}. Valid: {', '.join(OBJECTIVES)}.")
-    hp = _fixed(space, fixed or {})
+    _check_fixed(space, fixed or {})
+    hp = _values(fixed or {})
     settings = dict(space=space, tuner=tuner, objective=objective, max_trials=max_trials,
                     epochs=epochs, subset=subset, executions_per_trial=executions_per_trial,
                     seed=seed, fixed=fixed or {})  # fmt: skip
@@ -360,8 +361,8 @@ def _role() -> str:
     return "chief" if "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") else "worker"
 
 
-def _fixed(space: str, fixed: dict[str, Any]) -> kt.HyperParameters:
-    """Hyperparameters with `fixed` held; names are checked against the space's."""
+def _check_fixed(space: str, fixed: dict[str, Any]) -> None:
+    """Fails unless every name in `fixed` is one of the space's hyperparameters."""
     names = [item.name for item in hyperparameters(space).space]
     unknown = sorted(set(fixed) - set(names))
     if unknown:
@@ -369,13 +370,10 @@ def _fixed(space: str, fixed: dict[str, Any]) -> kt.HyperParameters:
             f"Space {space!r} has no hyperparameter {', '.join(map(repr, unknown))}. "
             f"Its hyperparameters: {', '.join(names)}."
         )
-    hp = kt.HyperParameters()
-    for name, value in fixed.items():
-        hp.Fixed(name, value)
-    return hp
 
 
 def _values(values: dict[str, Any]) -> kt.HyperParameters:
+    """Hyperparameters holding `values`."""
     hp = kt.HyperParameters()
     for name, value in values.items():
         hp.Fixed(name, value)

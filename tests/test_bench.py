@@ -61,3 +61,13 @@ def test_bench_side_by_side_with_pytorch():
     assert figures["keras_over_torch"] == pytest.approx(ratio) and ratio > 0
     with pytest.raises(ValueError, match="No PyTorch twin for 'lenet'"):
         bench(recipe("lenet"), steps=1, windows=1, pipeline=False, torch=True)
+
+
+def test_bench_cli_prints_the_pytorch_ratio(capsys):
+    pytest.importorskip("torch", reason="PyTorch twins are benchmark-only (pip install torch)")
+    from zoo.bench import main
+
+    argv = ["mlp_mnist", "--no-pipeline", "--torch", "--steps", "1", "--windows", "1"]
+    assert main([*argv, "--batch-size", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "pytorch twin" in out and "keras/pytorch" in out and "795,010" in out

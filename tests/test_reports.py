@@ -276,3 +276,13 @@ def test_runs_with_equal_folder_names_stay_apart():
     paths = [Path("s1/trial_0/r"), Path("s2/trial_0/r"), Path("s2/trial_1/q")]
     assert _unique_names(paths) == ["s1_trial_0_r", "s2_trial_0_r", "s2_trial_1_q"]
     assert _unique_names([Path("a/r"), Path("a/q")]) == ["r", "q"]
+
+
+def test_surface_cli_writes_the_line(runs, tmp_path, capsys):
+    run = next(runs.glob("lenet-*"))
+    args = ["surface", str(run), "--points", "3", "--images", "20", "--dims", "1"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    assert "3/3 points" in capsys.readouterr().out
+    line = pd.read_csv(tmp_path / "line.csv")
+    assert list(line["alpha"]) == [-1.0, 0.0, 1.0] and line["loss"].notna().all()
+    assert not (tmp_path / "surface.csv").exists()  # one direction only

@@ -174,6 +174,19 @@ def test_weight_decay_is_half_l2_like_pytorch_sgd():
     assert got == pytest.approx(expected, rel=1e-5)
 
 
+def test_weight_decay_gradient_is_decay_times_weight():
+    import tensorflow as tf
+
+    kernel = tf.Variable(np.random.default_rng(0).standard_normal((30, 20), dtype=np.float32))
+    with tf.GradientTape() as tape:
+        penalty = zoo.layers.l2(3e-2)(kernel)
+    np.testing.assert_allclose(tape.gradient(penalty, kernel), 3e-2 * kernel.numpy(), rtol=1e-6)
+    config = zoo.layers.l2(3e-2).get_config()
+    assert keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(zoo.layers.WeightDecay(**config))
+    ).weight_decay == pytest.approx(3e-2)
+
+
 def test_tiny_baseline_depth_adds_double_convs():
     convs = {
         d: _count(zoo.build("tiny_baseline", depth=d, width=0.25), keras.layers.Conv2D)

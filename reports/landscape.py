@@ -93,7 +93,8 @@ def study_landscape(
     from zoo.train import train
 
     out = Path(out)
-    base = recipe(model, epochs=epochs, early_stopping=0, **settings)
+    # The band is over every step's own loss, so one step per call.
+    base = recipe(model, epochs=epochs, early_stopping=0, **{**settings, "steps_per_execution": 1})
     ablation = "+".join(toggle_label(k, v) for k, v in sorted(compare.items()))
     if not ablation:
         raise ValueError("compare needs at least one toggle, e.g. {'bn': True}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,16 +23,33 @@ def test_bench_measures_memory_and_pipeline(data_dir):
     assert figures["pipeline"]["ms_per_step"] > 0
     assert -1 < figures["pipeline_cost"] < 1
     assert figures["peak_rss_mib"] > 100 and figures["params"] == 795_010
+    assert figures["inference"]["images_per_second"] > 0
+    assert figures["forward_flops"] == 2 * (784 * 1000 + 1000 * 10)
+    assert figures["matmul_flops_per_second"] > 1e9
+    assert figures["train_flop_fraction"] > 0 and figures["inference_flop_fraction"] > 0
+    assert figures["steps_per_execution"] == 3  # a small model, a call takes the whole window
 
 
-def test_bench_cli(data_dir):
+def test_bench_cli(data_dir, tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "zoo.bench", "lenet", "--data-dir", str(data_dir),
-         "--steps", "2", "--windows", "1", "--set", "channels=(4, 8)"],
+         "--steps", "2", "--windows", "1", "--set", "channels=(4, 8)",
+         "--steps-per-execution", "1", "--profile", str(tmp_path / "trace")],
         capture_output=True, text=True, timeout=300, cwd=REPO,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-1500:]
-    assert "images/s" in out.stdout and "pipeline cost" in out.stdout and "MiB" in out.stdout
+    text = out.stdout
+    assert "images/s" in text and "pipeline cost" in text and "MiB" in text
+    assert "1 steps per call" in text
+    assert float(re.search(r"inference +([\d,.]+) images/s", text)[1].replace(",", "")) > 0
+    train, infer, ceiling = re.search(
+        r"flop/s +train ([\d.]+)%, inference ([\d.]+)% of a large matmul's ([\d,.]+) GFLOP/s", text
+    ).groups()
+    assert float(train) > 0 and float(infer) > 0 and float(ceiling.replace(",", "")) > 1
+    ops = re.findall(r"^ +([\d.]+)% +(\S+)$", text, re.M)
+    assert ops and 0 < sum(float(share) for share, _ in ops) <= 100.1
+    assert any("Conv2D" in kind for _, kind in ops)  # where a convnet's time goes
+    assert list((tmp_path / "trace").glob("plugins/profile/*/*.xplane.pb"))
     bad = subprocess.run(
         [sys.executable, "-m", "zoo.bench", "lenett"], capture_output=True, text=True, cwd=REPO
     )

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import zoo
 from zoo.recipes import RECIPES, RunConfig, recipe
-from zoo.train import Run, load_config, rebuild, resume, train
+from zoo.train import Run, forward_flops, load_config, rebuild, resume, steps_per_execution, train
 from zoo.train.__main__ import main
 from zoo.train.callbacks import schedule_fn
 
@@ -40,6 +41,36 @@ def test_every_model_has_a_recipe_that_builds():
     assert recipe("deeper_convnet").model_kwargs["bn"] is True
 
 
+def test_several_steps_per_call_log_each_calls_mean_loss(data_dir, tmp_path):
+    run = train(_tiny(data_dir, epochs=1), tmp_path, verbose=0)
+    n = json.loads((run.path / "config.json").read_text())["num_examples"]["train"]
+    per_epoch = -(-n // 32)  # 6 steps: a tiny model takes them all in one call
+    assert run.metrics["steps_per_execution"] == per_epoch == 6
+    steps = pd.read_csv(run.path / "steps.csv")
+    assert list(steps["batch"]) == [5] and list(steps["step"]) == [5]
+    assert steps["loss"][0] == pytest.approx(run.history["loss"][0], rel=1e-4)
+
+    chunks = train(_tiny(data_dir, epochs=1, steps_per_execution=3), tmp_path, verbose=0)
+    steps = pd.read_csv(chunks.path / "steps.csv")
+    assert list(steps["batch"]) == [2, 5]
+    sizes = [96, n - 96]
+    average = np.average(steps["loss"], weights=sizes)
+    assert average == pytest.approx(chunks.history["loss"][0], rel=1e-4)
+
+
+def test_steps_per_execution_fills_a_call_and_divides_the_epoch():
+    mlp = zoo.build("mlp_mnist")  # 1.59 MFLOP per image forward
+    assert forward_flops(mlp) == 2 * (784 * 1000 + 1000 * 10)
+    assert steps_per_execution(mlp, 128, 469) == 7  # 469 = 7 x 67
+    assert steps_per_execution(mlp, 128, 422) == 2  # 422 = 2 x 211
+    assert steps_per_execution(mlp, 32, 1688) == 8
+    assert steps_per_execution(zoo.build("vgg_a"), 128, 352) == 1
+    with pytest.raises(ValueError, match="steps_per_execution must be >= 0"):
+        recipe("mlp_mnist", steps_per_execution=-1)
+    with pytest.raises(ValueError, match="does not run under the mirrored strategy"):
+        recipe("mlp_mnist", steps_per_execution=4, strategy="mirrored")
+
+
 def test_recipe_errors():
     with pytest.raises(TypeError, match="Unknown run setting.*'optimiser'"):
         recipe("mlp_mnist", optimiser="sgd")
@@ -50,7 +81,7 @@ def test_recipe_errors():
 
 
 def test_run_folder_has_every_file_with_sane_contents(data_dir, tmp_path):
-    run = train(_tiny(data_dir), tmp_path, verbose=0)
+    run = train(_tiny(data_dir, steps_per_execution=1), tmp_path, verbose=0)
     files = {p.name for p in run.path.iterdir()}
     assert {"config.json", "history.csv", "steps.csv", "best.keras", "metrics.json"} <= files
     assert "confusion_matrix.csv" in files
@@ -76,6 +107,7 @@ def test_run_folder_has_every_file_with_sane_contents(data_dir, tmp_path):
 
     m = run.metrics
     assert m["epochs_run"] == 2 and m["stop_reason"] == "completed"
+    assert m["steps_per_execution"] == 1
     assert 0 <= m["test"]["accuracy"] <= 1 and m["train_images_per_second"] > 0
     assert m["trainable_params"] == 784 * 32 + 32 + 32 * 10 + 10
     confusion = pd.read_csv(run.path / "confusion_matrix.csv", index_col=0)

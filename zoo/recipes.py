@@ -54,6 +54,11 @@ class RunConfig:
         seed: Seed of weights, data order and augmentation.
         precision: Keras dtype policy.
         jit: Compile train and eval steps with XLA.
+        steps_per_execution: Training steps per call into the backend (Keras's
+            `steps_per_execution`); 0 picks it from the model's size
+            (`zoo.train.steps_per_execution`; always 1 under a distribution strategy), which
+            spares small models most of Keras's per-step overhead. Above 1, steps.csv has a
+            row per call: its steps' mean loss.
         strategy: `default` (one device), `mirrored` (all local GPUs), `multiworker` (TF_CONFIG).
         tensorboard: Also write TensorBoard logs in the run folder.
         evaluate_test: Evaluate the best weights on test at the end (searches turn it off:
@@ -88,6 +93,7 @@ class RunConfig:
     seed: int = 0
     precision: Precision = "float32"
     jit: bool = False
+    steps_per_execution: int = 0
     strategy: Strategy = "default"
     tensorboard: bool = False
     evaluate_test: bool = True
@@ -107,6 +113,17 @@ class RunConfig:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(
                 f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}."
+            )
+        if self.steps_per_execution < 0:
+            raise ValueError(
+                f"steps_per_execution must be >= 0 (0: chosen from the model's size), "
+                f"got {self.steps_per_execution}."
+            )
+        if self.steps_per_execution > 1 and self.strategy != "default":
+            # Keras 3.15's multi-step loop fails inside tf.distribute strategies.
+            raise ValueError(
+                f"steps_per_execution {self.steps_per_execution} does not run under the "
+                f"{self.strategy} strategy; use 0 (chosen: 1 there) or 1."
             )
 
     @property

@@ -41,11 +41,13 @@ from zoo.train.callbacks import Backup, EpochExtras, StepLosses, TimeLimit, sche
 __all__ = [
     "Run",
     "compile_model",
+    "forward_flops",
     "load_config",
     "make_loss",
     "make_optimizer",
     "rebuild",
     "resume",
+    "steps_per_execution",
     "train",
 ]
 
@@ -140,7 +142,13 @@ def rebuild(path: str | Path) -> keras.Model:
 
 
 def _digest(config: RunConfig) -> str:
-    text = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+    # Settings left at their defaults are out, so a setting added later keeps old runs' names.
+    changed = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if f.default is dataclasses.MISSING or getattr(config, f.name) != f.default
+    }
+    text = json.dumps(changed, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
@@ -216,7 +224,12 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
             num_classes=info.num_classes,
             **config.model_kwargs,
         )
-        compile_model(model, config)
+        per_call = config.steps_per_execution or (
+            steps_per_execution(model, config.batch_size, steps)
+            if config.strategy == "default"
+            else 1
+        )
+        compile_model(model, config, per_call)
         if saved:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(saved / Backup.WEIGHTS)
@@ -291,15 +304,63 @@ def _strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def compile_model(model: keras.Model, config: RunConfig) -> keras.Model:
-    """Compiles `model` the way a run of `config` does (optimizer, loss, accuracy, XLA)."""
+def compile_model(
+    model: keras.Model, config: RunConfig, steps_per_execution: int | None = None
+) -> keras.Model:
+    """Compiles `model` the way a run of `config` does (optimizer, loss, accuracy, XLA).
+
+    `steps_per_execution` defaults to the config's, or 1 where that is 0 (chosen per run).
+    """
     model.compile(
         optimizer=make_optimizer(config),
         loss=make_loss(config),
         metrics=["accuracy"],
         jit_compile=config.jit,
+        steps_per_execution=steps_per_execution or config.steps_per_execution or 1,
     )
     return model
+
+
+def forward_flops(model: keras.Model) -> int:
+    """Floating-point operations of one image's forward pass through the convolution and dense
+    layers (2 per multiply-add); pooling, normalization and activations are not counted.
+
+    A training step costs about three times this per image: the forward pass and the two
+    gradients, of the layer inputs and of the weights.
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += forward_flops(layer)
+            continue
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None or not hasattr(kernel, "shape") or len(kernel.shape) < 2:
+            continue
+        with contextlib.suppress(AttributeError, ValueError):  # a layer called more than once
+            outputs = math.prod(layer.output.shape[1:])
+            if isinstance(layer, keras.layers.DepthwiseConv2D):
+                per_output = math.prod(kernel.shape[:2])
+            else:
+                per_output = math.prod(kernel.shape) // kernel.shape[-1]
+            total += 2 * outputs * per_output
+    return total
+
+
+# Work per call into the backend that hides its fixed cost: about 40 ms on the measured CPU.
+CALL_FLOPS = 4e9
+MAX_STEPS_PER_EXECUTION = 32
+
+
+def steps_per_execution(model: keras.Model, batch_size: int, steps_per_epoch: int) -> int:
+    """Training steps per call for a run: enough for `CALL_FLOPS` of work, at most 32.
+
+    Keras runs a fixed number of steps per call and would carry the last call of an epoch into
+    the next epoch's batches, so this is the largest divisor of `steps_per_epoch` that fits.
+    """
+    step = 3 * forward_flops(model) * batch_size
+    wanted = MAX_STEPS_PER_EXECUTION if not step else math.ceil(CALL_FLOPS / step)
+    wanted = min(wanted, MAX_STEPS_PER_EXECUTION, steps_per_epoch)
+    return max(n for n in range(1, wanted + 1) if steps_per_epoch % n == 0)
 
 
 def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
@@ -418,6 +479,7 @@ def _finish(
         "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "total_params": int(model.count_params()),
         "replicas": replicas,
+        "steps_per_execution": model.steps_per_execution,
     }
     (path / "metrics.json").write_text(json.dumps(metrics, indent=2))
     shutil.rmtree(path / "backup", ignore_errors=True)  # finished: nothing left to resume

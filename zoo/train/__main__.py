@@ -41,6 +41,7 @@ FLAGS = {
     "val_split": float,
     "seed": int,
     "precision": str,
+    "steps_per_execution": int,
     "strategy": str,
 }
 

@@ -84,7 +84,9 @@ class StepLosses(keras.callbacks.Callback):
     """Writes every training step's own loss to steps.csv, one epoch at a time.
 
     Keras reports the running mean of the epoch's loss, weighted by batch size; the step's own
-    loss is recovered from two consecutive means and the known batch sizes.
+    loss is recovered from two consecutive means and the known batch sizes. With several steps
+    per call (`steps_per_execution`), Keras reports once per call, and the row holds the mean
+    loss of the call's steps, numbered by its last step.
     """
 
     def __init__(self, path: Path, examples: int, batch_size: int, steps_per_epoch: int) -> None:
@@ -97,11 +99,12 @@ class StepLosses(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
         self._rows: list[tuple[int, int, int, float]] = []
-        self._seen, self._total = 0, 0.0
+        self._seen, self._total, self._next = 0, 0.0, 0
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         mean = float((logs or {}).get("loss", np.nan))
-        seen = self._seen + self.sizes[min(batch, len(self.sizes) - 1)]
+        seen = self._seen + (sum(self.sizes[self._next : batch + 1]) or self.sizes[-1])
+        self._next = batch + 1
         loss = (mean * seen - self._total) / (seen - self._seen)
         self._seen, self._total = seen, mean * seen
         # 0-based like CSVLogger's epoch column in history.csv.

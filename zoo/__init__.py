@@ -27,7 +27,10 @@ if "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
         )
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
 
-from zoo import models  # noqa: F401  (registers every builder)
+from zoo import (
+    models,  # noqa: F401  (registers every builder)
+    optimizers,  # noqa: F401  (registered, so saved runs load with `import zoo`)
+)
 from zoo.registry import HOME_SHAPES, ModelInfo, build, describe, list_models, register
 
 __version__ = "0.1.0"

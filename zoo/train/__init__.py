@@ -35,6 +35,7 @@ import tensorflow as tf
 
 import zoo
 import zoo.data
+from zoo import optimizers
 from zoo.recipes import RunConfig
 from zoo.train.callbacks import Backup, EpochExtras, StepLosses, TimeLimit, schedule_fn
 
@@ -367,13 +368,13 @@ def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
     """The Keras optimizer a run configuration names."""
     wd = config.weight_decay or None
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(config.lr, weight_decay=wd)
+        return optimizers.SGD(config.lr, weight_decay=wd)
     if config.optimizer == "momentum":
-        return keras.optimizers.SGD(config.lr, momentum=config.momentum, weight_decay=wd)
+        return optimizers.SGD(config.lr, momentum=config.momentum, weight_decay=wd)
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(config.lr, weight_decay=wd)
+        return optimizers.Adam(config.lr, weight_decay=wd)
     if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(config.lr, weight_decay=config.weight_decay)
+        return optimizers.AdamW(config.lr, weight_decay=config.weight_decay)
     return keras.optimizers.RMSprop(config.lr, rho=config.rho, momentum=0.0, weight_decay=wd)
 
 

@@ -99,7 +99,10 @@ def profile(
     tf.profiler.experimental.start(folder)
     model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
     tf.profiler.experimental.stop()
-    (trace,) = sorted(Path(folder).glob("plugins/profile/*/*.xplane.pb"))[-1:]
+    traces = sorted(Path(folder).glob("plugins/profile/*/*.xplane.pb"))
+    if not traces:
+        raise OSError(f"The profiler wrote no trace (*.xplane.pb) under {folder}.")
+    trace = traces[-1]  # the newest, when the folder already held some
     space = xplane_pb2.XSpace.FromString(trace.read_bytes())
     spent: dict[str, float] = {}
     for plane in space.planes:

@@ -78,8 +78,9 @@ class WeightDecay(keras.regularizers.Regularizer):
 
     `keras.regularizers.L2` is a square, a sum and, in the backward pass, a broadcast and two
     multiplies, each a pass over the kernel; TensorFlow's `l2_loss` is one pass forward and its
-    gradient one multiply. On an MLP whose time is mostly the weight update that is a tenth of
-    the step (README, Speed). Other backends get the same value from `keras.ops`.
+    gradient one multiply: 5-8 % faster training of the S2 MLP, whose 784,000-weight kernel is
+    most of its memory traffic (README, Speed). Other backends get the same value from
+    `keras.ops`.
     """
 
     def __init__(self, weight_decay: float) -> None:

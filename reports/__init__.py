@@ -5,16 +5,16 @@ report = build(["runs/*"], "report")   # tables (md, csv, tex, html), figures, i
 """
 
 import zoo  # noqa: F401  (first: it sets TensorFlow's CPU options before TensorFlow loads)
-from reports.build import Report, build
-from reports.runs import find_runs, gather, variant
-from reports.tables import ablation_table, accuracy_table
+from zoo.cli import lazy_exports
 
-__all__ = [
-    "Report",
-    "ablation_table",
-    "accuracy_table",
-    "build",
-    "find_runs",
-    "gather",
-    "variant",
-]
+_EXPORTS = {
+    "Report": "reports.build",
+    "build": "reports.build",
+    "find_runs": "reports.runs",
+    "gather": "reports.runs",
+    "variant": "reports.runs",
+    "ablation_table": "reports.tables",
+    "accuracy_table": "reports.tables",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo.cli import Parser
-from zoo.recipes import parse_count, parse_set
+from zoo.cli import Parser, parse_count, parse_set
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     surf.add_argument("--out", help="default: RUN_DIR/landscape")
     surf.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    import zoo
+
+    zoo.load()
     if args.command == "surface":
         return _surface(parser, args)
     if args.command == "landscape":

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from reports import figures
 from reports.runs import find_runs, gather
 from reports.tables import ablation_table, accuracy_table, write_table
+from zoo.files import save_figure, write_csv, write_text
 
 
 @dataclasses.dataclass
@@ -70,7 +71,7 @@ def build(
     formats = tuple(dict.fromkeys(("png", *formats)))
     files: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
-    runs.to_csv(out / "runs.csv", index=False)
+    write_csv(out / "runs.csv", runs, index=False)
     files.append(out / "runs.csv")
     tables = {"accuracy": accuracy_table(runs)}
     try:
@@ -103,7 +104,7 @@ def build(
             0, _section("all runs", None, [p for p in saved if p.suffix == ".png"], out)
         )
     index = out / "index.html"
-    index.write_text(_index(tables, sections, skipped))
+    write_text(index, _index(tables, sections, skipped))
     files.append(index)
     if verbose:
         for path, reason in skipped:
@@ -157,7 +158,7 @@ def _save_all(drawn: dict[str, Figure], folder: Path, formats: tuple[str, ...]) 
     for name, fig in drawn.items():
         for ext in formats:
             saved.append(folder / f"{name}.{ext}")
-            fig.savefig(saved[-1], dpi=110)
+            save_figure(saved[-1], fig, dpi=110)
     return saved
 
 

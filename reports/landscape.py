@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reports.runs import toggle_label
+from zoo.files import save_figure, write_csv
 from zoo.recipes import RunConfig, recipe
 
 S1_LRS = (1e-3, 2e-3, 1e-4, 5e-4)
@@ -123,12 +124,12 @@ def study_landscape(
         frame[f"{label} max"] = high[: len(frame)]
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "bands.csv", out / "landscape.png", out / "landscape.svg"]
-    frame.to_csv(files[0], index=False)
+    write_csv(files[0], frame, index=False)
     fig = band_figure(
         bands, f"{model}: training loss range over lr {', '.join(f'{x:g}' for x in lrs)}"
     )
     for file in files[1:]:
-        fig.savefig(file, dpi=120)
+        save_figure(file, fig, dpi=120)
     if verbose:
         print(f"{files[1]}: {', '.join(bands)} over {len(frame)} steps")
     return Landscape(frame, runs, files)

@@ -13,10 +13,11 @@ from typing import Any
 import pandas as pd
 
 import zoo
-from zoo.recipes import RECIPES, RunConfig
+from zoo.recipes import RunConfig, migrate, recipe
 
-# The studies' figures for configurations other than a builder's defaults: model, the variant
-# (see `variant`), study, test accuracy. Defaults' figures come from the registry.
+# The studies' figures for configurations other than a builder's defaults: model, what the
+# configuration changed from the builder's defaults (toggles) and the recipe (run settings),
+# labelled as `variant` labels, study, test accuracy. Defaults' figures come from the registry.
 STUDY_FIGURES: list[tuple[str, str, str, float]] = [
     ("vgg_a", "bn", "S1", 0.89),
     ("inception_v1", "residual", "S4", 0.87),
@@ -37,7 +38,7 @@ STUDY_FIGURES: list[tuple[str, str, str, float]] = [
 ]
 # Run settings that make a variant when they differ from the recipe (the others, such as the
 # data folder, seed, epochs or subset, say how long, where or on how much, not what).
-_VARIANT_SETTINGS = ("optimizer", "lr", "momentum", "weight_decay", "schedule", "step_size",
+_VARIANT_SETTINGS = ("optimizer", "lr", "momentum", "decoupled_decay", "schedule", "step_size",
                      "gamma", "label_smoothing", "augment", "normalize", "batch_size",
                      "precision")  # fmt: skip
 
@@ -81,24 +82,31 @@ def find_runs(patterns: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
     return sorted(found), skipped
 
 
-def variant(config: RunConfig) -> str:
-    """What a run changed from its model's defaults and recipe, e.g. `bn+dropout=0.5`.
+def variant(config: RunConfig, base: RunConfig | None = None) -> str:
+    """What a run changed from its recipe, e.g. `bn+dropout=0.5`; `baseline` when nothing did.
 
-    Toggles differing from the builder's defaults and a few run settings differing from the
-    recipe; `baseline` when nothing did.
+    Toggles differing from the recipe's (the builder's defaults where the recipe sets none) and
+    a few run settings differing from the recipe's; the data, seed, epochs, subset and the like
+    say where, how long or on how much, not what.
+
+    Args:
+        config: The run's settings.
+        base: The recipe the run was derived from (config.json's "recipe"); default today's
+            recipe of the model.
     """
+    base = base or recipe(config.model)
+    return _changes(config, base, base.model_kwargs)
+
+
+def _changes(config: RunConfig, base: RunConfig, toggles: dict[str, Any]) -> str:
+    """`variant`'s label of the toggles differing from `toggles` (over the builder's defaults)
+    and the run settings differing from `base`."""
     defaults = zoo.describe(config.model).toggles
-    parts = []
-    for name, value in sorted(config.model_kwargs.items()):
-        if name in defaults and _same(value, defaults[name]):
-            continue
-        parts.append(toggle_label(name, value))
-    base = RECIPES.get(config.model) or RunConfig(config.model)
+    ours, theirs = {**defaults, **config.model_kwargs}, {**defaults, **toggles}
+    parts = [toggle_label(k, v) for k, v in ours.items() if not _same(v, theirs.get(k))]
     for name in _VARIANT_SETTINGS:
         if getattr(config, name) != getattr(base, name):
-            # "weight_decay" may also be a toggle; the run setting's label says which.
-            key = "opt_weight_decay" if name == "weight_decay" else name
-            parts.append(toggle_label(key, getattr(config, name)))
+            parts.append(toggle_label(name, getattr(config, name)))
     return "+".join(sorted(parts)) or "baseline"
 
 
@@ -120,7 +128,13 @@ def toggle_label(name: str, value: Any) -> str:
 
 
 def study_figure(model: str, label: str) -> tuple[str | None, float | None]:
-    """The study and test accuracy it reported for this model and variant, if it did."""
+    """The study and test accuracy it reported for this model and variant, if it did.
+
+    Args:
+        model: Registry name.
+        label: What the configuration changed from the builder's defaults (toggles) and the
+            recipe (run settings), as `variant` labels it; `baseline` for neither.
+    """
     if label == "baseline":
         info = zoo.describe(model)
         return info.study, info.reported
@@ -132,11 +146,16 @@ def study_figure(model: str, label: str) -> tuple[str | None, float | None]:
 
 def read_run(path: Path) -> dict[str, Any]:
     """One row: what was trained, how, and how well (from config.json and metrics.json)."""
-    saved = json.loads((path / "config.json").read_text())
+    saved = migrate(json.loads((path / "config.json").read_text()))
     metrics = json.loads((path / "metrics.json").read_text())
     config = RunConfig(**saved["config"])
-    label = variant(config)
-    study, reported = study_figure(config.model, label)
+    # Format 1 folders did not record their recipe: today's stands in.
+    base = RunConfig(**saved["recipe"]) if "recipe" in saved else recipe(config.model)
+    label = variant(config, base)
+    # Figures are keyed by the studies' terms: toggles against the builder's defaults.
+    study, reported = study_figure(config.model, _changes(config, base, {}))
+    if reported is None and label == "baseline":
+        study, reported = study_figure(config.model, "baseline")  # the recipe is the study's
     row: dict[str, Any] = {
         "run": path.name,
         "path": str(path),

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from zoo.files import save_figure, write_csv
+
 
 @dataclasses.dataclass
 class Surface:
@@ -199,7 +201,7 @@ def _write(
 ) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "line.csv", out / "line.png"]
-    pd.DataFrame({"alpha": alphas, "loss": line}).to_csv(files[0], index=False)
+    write_csv(files[0], pd.DataFrame({"alpha": alphas, "loss": line}), index=False)
     figures = {files[1]: line_figure(alphas, line, title)}
     if grid is not None:
         files += [out / "surface.csv", out / "contour.png"]
@@ -207,10 +209,10 @@ def _write(
             [(a, b, grid[i, j]) for i, a in enumerate(alphas) for j, b in enumerate(alphas)],
             columns=["alpha", "beta", "loss"],
         )
-        frame.to_csv(files[2], index=False)
+        write_csv(files[2], frame, index=False)
         figures[files[3]] = contour_figure(alphas, grid, title)
     for path, fig in figures.items():
-        fig.savefig(path, dpi=120)
-        fig.savefig(path.with_suffix(".svg"))
+        save_figure(path, fig, dpi=120)
+        save_figure(path.with_suffix(".svg"), fig)
         files.append(path.with_suffix(".svg"))
     return files

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zoo.files import write_csv, write_text
+
 # The accuracy table's columns, in order, with their printed names.
 COLUMNS = {
     "model": "model",
@@ -100,8 +102,8 @@ def write_table(table: pd.DataFrame, out: Path, name: str, index: bool = False) 
     """Writes `name`.md, .csv, .tex and .html into `out`; returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.{ext}" for ext in ("md", "csv", "tex", "html")]
-    paths[0].write_text(to_markdown(table, index))
-    table.to_csv(paths[1], index=index)
-    paths[2].write_text(table.to_latex(index=index, float_format="%.4f", na_rep=""))
-    paths[3].write_text(table.to_html(index=index, float_format="%.4f", na_rep="", border=0))
+    write_text(paths[0], to_markdown(table, index))
+    write_csv(paths[1], table, index=index)
+    write_text(paths[2], table.to_latex(index=index, float_format="%.4f", na_rep=""))
+    write_text(paths[3], table.to_html(index=index, float_format="%.4f", na_rep="", border=0))
     return paths

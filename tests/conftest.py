@@ -1,5 +1,11 @@
-"""Shared fixtures. The real datasets the tests read sit in `shared/data` beside the checkout
-(or wherever ZOO_TEST_DATA points); tests that need them are skipped, saying why, without it."""
+"""Shared fixtures.
+
+The real datasets the tests read (MNIST IDX files, the CIFAR-10 JPEG archive, the Tiny ImageNet
+subset archive) are looked for in `$ZOO_TEST_DATA`, then `$ZOO_DATA_DIR` (the folder the README
+tells users to set), then `shared/data` beside the checkout. Without them the real-data tests
+skip and the run says why; under `CI=true` they fail instead, so a CI machine that lost its
+data cannot pass by skipping.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +14,49 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["ZOO_OFFLINE"] = "1"  # tests never download
-os.environ.pop("ZOO_DATA_DIR", None)
 
 # isort: off
 import zoo  # noqa: E402, F401  (before keras: the suite runs TensorFlow as users get it)
+from zoo import compat  # noqa: E402
 import keras  # noqa: E402
 import pytest  # noqa: E402
 # isort: on
 
-DATA = Path(
-    os.environ.get("ZOO_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
+
+def _data_root() -> tuple[Path, str]:
+    for variable in ("ZOO_TEST_DATA", "ZOO_DATA_DIR"):
+        if os.environ.get(variable):
+            return Path(os.environ[variable]).expanduser(), f"${variable}"
+    return Path(__file__).resolve().parents[2] / "shared" / "data", "the default"
+
+
+DATA, DATA_FROM = _data_root()
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need_data(path: Path, what: str) -> None:
+    """Skips the calling test when `path` is missing, or fails it under CI=true."""
+    if path.exists():
+        return
+    message = f"{what} not found at {path} ({DATA_FROM}; set ZOO_DATA_DIR or ZOO_TEST_DATA)"
+    if IN_CI:
+        pytest.fail(f"CI=true: {message}")
+    pytest.skip(message)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    found = "found" if (DATA / "mnist").is_dir() else "MISSING: real-data tests will skip"
+    return f"zoo test data: {DATA} ({DATA_FROM}), {found}; oneDNN: {compat.onednn_enabled()}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    skipped = terminalreporter.stats.get("skipped", [])
+    if skipped and not (DATA / "mnist").is_dir():
+        terminalreporter.write_line(
+            f"{len(skipped)} tests skipped: no real test data at {DATA} ({DATA_FROM}). "
+            "Point ZOO_DATA_DIR (or ZOO_TEST_DATA) at a folder holding mnist/, "
+            "cifar10-jpeg.tar.gz and tiny-imagenet-200-subset.tar.gz."
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,11 +65,16 @@ def _cache_dir(tmp_path_factory):
     os.environ["ZOO_CACHE_DIR"] = str(tmp_path_factory.mktemp("zoo-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _hermetic_data_env(monkeypatch):
+    """Each test names its data folder itself; a user's $ZOO_DATA_DIR does not leak into it."""
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The folder of real datasets (MNIST IDX files, CIFAR-10 and Tiny ImageNet archives)."""
-    if not (DATA / "mnist").is_dir():
-        pytest.skip(f"real test data not found at {DATA} (set ZOO_TEST_DATA)")
+    need_data(DATA / "mnist", "real test data (mnist/)")
     return DATA
 
 

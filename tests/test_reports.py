@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -15,10 +16,10 @@ import pytest
 from reports import build, figures
 from reports.__main__ import main
 from reports.landscape import loss_band, study_landscape
-from reports.runs import find_runs, study_figure, variant
+from reports.runs import find_runs, gather, read_run, study_figure, variant
 from reports.surface import evaluate_grid, filter_normalized, surface
 from reports.tables import ablation_table
-from zoo.recipes import recipe
+from zoo.recipes import RunConfig, recipe
 from zoo.train import train
 
 
@@ -28,11 +29,10 @@ def runs(data_dir, tmp_path_factory) -> Path:
     a folder that is not a run and an unfinished run."""
     root = tmp_path_factory.mktemp("runs")
     tiny = dict(data_dir=str(data_dir), subset=10, test_subset=5, epochs=2)
+    mlp = {**recipe("mlp_mnist").model_kwargs, "hidden": (32,)}  # the recipe's, narrower
     for seed in (0, 1):
-        train(
-            recipe("mlp_mnist", seed=seed, model_kwargs={"hidden": (32,)}, **tiny), root, verbose=0
-        )
-    train(recipe("mlp_mnist", model_kwargs={"hidden": (32,), "bn": True}, **tiny), root, verbose=0)
+        train(recipe("mlp_mnist", seed=seed, model_kwargs=mlp, **tiny), root, verbose=0)
+    train(recipe("mlp_mnist", model_kwargs={**mlp, "bn": True}, **tiny), root, verbose=0)
     train(recipe("lenet", **tiny), root, verbose=0)
     train(
         recipe("basic_cnn", data_dir=str(data_dir), subset=10, test_subset=2, epochs=1,
@@ -168,6 +168,60 @@ def test_variant_labels():
     config = recipe("tiny_baseline", schedule="plateau", model_kwargs={"depth": "long"})
     assert variant(config) == "depth=long+schedule=plateau"
     assert variant(recipe("vgg_a", lr=5e-4, seed=3, epochs=2)) == "lr=0.0005"  # seed, epochs: not
+    assert variant(recipe("mlp_mnist")) == "baseline"  # its L2 1e-4 is the recipe's
+    assert variant(recipe("mlp_mnist", model_kwargs={})) == "weight_decay=0.001"
+    assert variant(recipe("vgg_a", decoupled_decay=1e-4)) == "decoupled_decay=0.0001"
+    assert variant(recipe("inception_v1", optimizer="rmsprop", momentum=0.5)) == (
+        "momentum=0.5+optimizer=rmsprop"
+    )
+    # Against the recipe the run recorded, not today's.
+    then = recipe("vgg_a", lr=5e-4)
+    assert variant(then, then) == "baseline" and variant(recipe("vgg_a"), then) == "lr=0.001"
+
+
+def _run_folder(path: Path, config: RunConfig, base: RunConfig | None = None) -> Path:
+    """A finished run folder as far as the tables read it: config.json and metrics.json."""
+    path.mkdir(parents=True)
+    saved = {"format": 2, "config": dataclasses.asdict(config)}
+    saved["recipe"] = dataclasses.asdict(base or recipe(config.model))
+    (path / "config.json").write_text(json.dumps(saved, default=str))
+    (path / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.5, "loss": 1.0}}))
+    return path
+
+
+@pytest.mark.parametrize(
+    "model, kwargs, label, figure",
+    [
+        ("mlp_mnist", None, "baseline", ("S2", 0.9806)),
+        ("deeper_convnet", None, "baseline", ("S0", 0.692)),  # its recipe is S0's final model
+        ("deeper_convnet", {}, "hidden=100+init_std=0.001+no_bn+weight_decay=0.001", ("S0", 0.632)),
+        ("vgg_a", {"bn": True}, "bn", ("S1", 0.89)),
+        ("basic_cnn", {"width": 0.5}, "width=0.5", (None, None)),
+    ],
+)  # fmt: skip
+def test_a_recipe_run_is_labelled_baseline_with_its_figure(model, kwargs, label, figure, tmp_path):
+    overrides = {} if kwargs is None else {"model_kwargs": kwargs}
+    config = recipe(model, epochs=1, seed=3, data_dir="/data", subset=10, **overrides)
+    row = read_run(_run_folder(tmp_path / "run", config))
+    assert (row["variant"], (row["study"], row["study_test_accuracy"])) == (label, figure)
+
+
+def test_a_run_is_labelled_by_the_recipe_it_recorded(tmp_path):
+    then = recipe("vgg_a", lr=5e-4, model_kwargs={"bn": True})  # a recipe since changed
+    old = _run_folder(tmp_path / "old", then, base=then)
+    new = _run_folder(tmp_path / "new", recipe("vgg_a"))
+    frame, skipped = gather([old, new])
+    assert list(frame["variant"]) == ["baseline", "baseline"] and not skipped
+    assert list(frame["study_test_accuracy"]) == [0.89, 0.84]  # what each trained: VGG-A-BN, VGG-A
+
+
+def test_a_format1_run_folder_is_read_in_todays_names():
+    folder = Path(__file__).parent / "fixtures" / "run-format1"
+    (path,), _ = find_runs([str(folder)])
+    row = read_run(path)
+    # Format 1 recorded no recipe: labelled against today's, its decay under today's name.
+    assert row["variant"] == "decoupled_decay=0.0005+hidden=8+optimizer=adamw"
+    assert row["optimizer"] == "adamw" and row["test_accuracy"] == pytest.approx(0.265)
 
 
 def test_weight_figures_from_arrays():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,9 +20,19 @@ import pandas as pd
 import pytest
 
 import zoo
-from zoo.recipes import RECIPES, RunConfig, recipe
-from zoo.train import Run, forward_flops, load_config, rebuild, resume, steps_per_execution, train
-from zoo.train.__main__ import main
+from zoo.recipes import RECIPES, RunConfig, migrate, recipe
+from zoo.train import (
+    Run,
+    _digest,
+    forward_flops,
+    load_config,
+    make_optimizer,
+    rebuild,
+    resume,
+    steps_per_execution,
+    train,
+)
+from zoo.train.__main__ import _parser, config_from_args, main
 from zoo.train.callbacks import schedule_fn
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +48,8 @@ def _tiny(data_dir: Path, **overrides) -> RunConfig:
 
 def test_every_model_has_a_recipe_that_builds():
     assert set(RECIPES) == set(__import__("zoo").list_models())
-    assert recipe("resnet_cnn").optimizer == "adamw" and recipe("resnet_cnn").weight_decay == 5e-4
+    assert recipe("resnet_cnn").optimizer == "adamw"
+    assert recipe("resnet_cnn").decoupled_decay == 5e-4
     assert recipe("mlp_mnist").schedule == "step" and recipe("mlp_mnist").batch_size == 32
     assert recipe("deeper_convnet").model_kwargs["bn"] is True
 
@@ -110,6 +123,7 @@ def test_run_folder_has_every_file_with_sane_contents(data_dir, tmp_path):
 
     saved = json.loads((run.path / "config.json").read_text())
     assert saved["config"]["model"] == "mlp_mnist" and saved["config"]["seed"] == 0
+    assert saved["format"] == 2 and RunConfig(**saved["recipe"]) == recipe("mlp_mnist")
     assert {"zoo", "keras", "tensorflow"} <= set(saved["versions"])
     assert saved["device"] and saved["input_shape"] == [28, 28, 1]
     assert load_config(run.path) == run.config
@@ -193,14 +207,14 @@ def test_set_toggles_reach_the_model(data_dir, tmp_path, capsys):
         "lenet", "--data-dir", str(data_dir), "--subset", "10", "--test-subset", "5",
         "--epochs", "1", "--out", str(tmp_path), "--quiet",
         "--set", "bn=True", "--set", "channels=(4, 8)", "--set", "optimizer='adam'",
-        "--set", "weight_decay=0.0", "--weight-decay", "1e-4", "--set", "normalize=False",
+        "--set", "weight_decay=0.0", "--decoupled-decay", "1e-4", "--set", "normalize=False",
     ])  # fmt: skip
     assert code == 0
     (path,) = tmp_path.iterdir()
     config = load_config(path)
     assert config.model_kwargs["bn"] is True and config.optimizer == "adam"
-    # --set names the model's toggle first; the optimizer's decay has its own flag.
-    assert config.model_kwargs["weight_decay"] == 0.0 and config.weight_decay == 1e-4
+    # weight_decay is the model's L2; the optimizer's decay is decoupled_decay.
+    assert config.model_kwargs["weight_decay"] == 0.0 and config.decoupled_decay == 1e-4
     assert config.normalize is False
     model = keras.models.load_model(path / "best.keras")
     assert model.get_layer("conv1_conv").filters == 4
@@ -238,6 +252,10 @@ def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
         (["mlp_mnist", "--set", "bn=3"], "'bn' expects bool"),
         (["mlp_mnist", "--optimizer", "lbfgs"], "'optimizer' must be one of"),
         (["mlp_mnist", "--steps-per-execution", "-1"], "steps_per_execution must be >= 0"),
+        (
+            ["mlp_mnist", "--weight-decay", "1e-4"],
+            "use --set weight_decay=1e-4 for the model's L2 penalty or --decoupled-decay 1e-4",
+        ),
         (["--resume", "/nonexistent/run"], "not a run folder"),
         (["cifar100_model"], "Unknown model"),
     ],
@@ -373,3 +391,92 @@ def test_xla_run(data_dir, tmp_path):
     run = train(_tiny(data_dir, epochs=1, jit=True), tmp_path, verbose=0)
     assert load_config(run.path).jit is True
     assert np.isfinite(run.metrics["test"]["loss"]) and run.metrics["epochs_run"] == 1
+
+
+def test_rmsprop_honours_momentum_and_none_is_the_optimizers_default():
+    rmsprop = recipe("inception_v1", optimizer="rmsprop")
+    assert make_optimizer(rmsprop).momentum == 0.0
+    assert make_optimizer(dataclasses.replace(rmsprop, momentum=0.5)).momentum == 0.5
+    assert make_optimizer(recipe("mlp_mnist")).momentum == 0.9
+    assert make_optimizer(recipe("mlp_mnist", momentum=0.5)).momentum == 0.5
+    # The optimizer's default, given, is the default: one run, one config, one folder name.
+    assert recipe("mlp_mnist", momentum=0.9) == recipe("mlp_mnist")
+    assert dataclasses.replace(rmsprop, momentum=0.0).momentum is None
+    args = _parser().parse_args(["inception_v1", "--optimizer", "rmsprop", "--momentum", "0.5"])
+    assert config_from_args(args).momentum == 0.5
+
+
+def test_two_weight_decays_have_two_names():
+    def config(*argv: str) -> RunConfig:
+        return config_from_args(_parser().parse_args(["deeper_convnet", *argv]))
+
+    assert config("--decoupled-decay", "1e-4").decoupled_decay == 1e-4
+    assert config("--set", "decoupled_decay=1e-4") == config("--decoupled-decay", "1e-4")
+    l2 = config("--set", "weight_decay=1e-3")
+    assert l2.model_kwargs["weight_decay"] == 1e-3 and l2.decoupled_decay == 0.0
+    assert config("--set", "reg=1e-3") == l2  # S0's name of the toggle
+
+
+# --- config.json formats: run folders written before a rename keep loading --------------------
+
+# A run folder written by format-1 code (before `decoupled_decay`) for this command, into a
+# folder named FORMAT1_FOLDER; its data_dir was $ZOO_DATA_DIR.
+FORMAT1 = REPO / "tests" / "fixtures" / "run-format1"
+FORMAT1_FOLDER = "mlp_mnist-mnist-aacb08d2"
+FORMAT1_COMMAND = dict(
+    epochs=1, subset=20, test_subset=20, optimizer="adamw", decoupled_decay=5e-4,
+    model_kwargs={"hidden": (8,), "weight_decay": 1e-4},
+)  # fmt: skip
+
+
+def test_a_format1_run_folder_loads_in_todays_names():
+    assert "format" not in json.loads((FORMAT1 / "config.json").read_text())
+    config = load_config(FORMAT1)
+    # Equal to today's config for the same command, which is what reusing a folder checks.
+    assert config == recipe("mlp_mnist", **FORMAT1_COMMAND)
+    assert config.decoupled_decay == 5e-4 and config.model_kwargs["weight_decay"] == 1e-4
+    assert f"mlp_mnist-mnist-{_digest(config)}" == FORMAT1_FOLDER  # folder names unchanged
+    assert rebuild(FORMAT1).count_params() == 784 * 8 + 8 + 8 * 10 + 10
+    run = Run.read(FORMAT1)
+    assert run.config == config and run.metrics["epochs_run"] == len(run.history) == 1
+    best = keras.models.load_model(FORMAT1 / "best.keras")
+    assert best.count_params() == run.metrics["trainable_params"]
+    assert best.optimizer.weight_decay == pytest.approx(5e-4)  # what decoupled_decay says
+
+
+def test_migrate_reads_format1_as_it_ran():
+    def old(**settings) -> RunConfig:
+        saved = migrate({"config": {"model": "inception_v1", "weight_decay": 1e-4, **settings}})
+        assert saved["format"] == 2
+        return RunConfig(**saved["config"])
+
+    assert old().decoupled_decay == 1e-4 and old().momentum is None
+    assert old(optimizer="momentum", momentum=0.5).momentum == 0.5
+    # Format-1 RMSprop ignored its momentum: it ran without, today's default for it.
+    rmsprop = RunConfig("inception_v1", optimizer="rmsprop", decoupled_decay=1e-4)
+    assert old(optimizer="rmsprop", momentum=0.9) == rmsprop
+    assert old(optimizer="rmsprop", momentum=0.5).momentum is None
+    today = {"format": 2, "config": {"model": "mlp_mnist", "decoupled_decay": 0.1}}
+    assert migrate(today) == today
+    with pytest.raises(ValueError, match="config.json format 3 is not one this zoo reads"):
+        migrate({**today, "format": 3})
+
+
+def test_the_same_command_resumes_an_unfinished_format1_run(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_DATA_DIR", str(data_dir))  # the fixture's data_dir is null
+    old = tmp_path / FORMAT1_FOLDER
+    shutil.copytree(FORMAT1, old)
+    (old / "metrics.json").unlink()
+    created = json.loads((old / "config.json").read_text())["created"]
+    run = train(recipe("mlp_mnist", **FORMAT1_COMMAND), tmp_path, verbose=0)
+    assert run.path == old  # not a -2 folder beside it
+    saved = json.loads((old / "config.json").read_text())
+    assert saved["format"] == 2 and saved["created"] == created
+    assert saved["config"]["decoupled_decay"] == 5e-4 and "weight_decay" not in saved["config"]
+    assert RunConfig(**saved["recipe"]) == recipe("mlp_mnist")  # format 1 recorded none
+    # A resumed run keeps the recipe it first recorded, whatever today's recipe is.
+    saved["recipe"]["lr"] = 0.5
+    (old / "config.json").write_text(json.dumps(saved))
+    (old / "metrics.json").unlink()
+    assert train(recipe("mlp_mnist", **FORMAT1_COMMAND), tmp_path, verbose=0).path == old
+    assert json.loads((old / "config.json").read_text())["recipe"]["lr"] == 0.5

@@ -25,6 +25,7 @@ import zoo
 from tuning.search import main
 from tuning.tuner import ZooHyperModel
 from zoo.recipes import RunConfig
+from zoo.train import make_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {f.name for f in dataclasses.fields(RunConfig)}
@@ -43,6 +44,44 @@ def test_every_space_builds_with_default_hyperparameters(name):
     assert model.optimizer is not None and model.count_params() > 0
 
 
+def _values(item: kt.engine.hyperparameters.HyperParameter) -> list:
+    """A hyperparameter's values: every one of a Choice or Boolean, a range's ends and default."""
+    if isinstance(item, kt.engine.hyperparameters.Boolean):
+        return [False, True]
+    if isinstance(item, kt.engine.hyperparameters.Choice):
+        return list(item.values)
+    return sorted({item.min_value, item.default, item.max_value})
+
+
+def _what_trains(config: RunConfig) -> str:
+    """The config with the optimizer as Keras builds it (Adam with a decoupled decay is
+    AdamW, and a momentum an optimizer ignores changes nothing)."""
+    optimizer = make_optimizer(config)
+    settings = {k: v for k, v in optimizer.get_config().items() if k != "name"}
+    settings["weight_decay"] = settings["weight_decay"] or 0.0  # None is none
+    kind = "Adam" if isinstance(optimizer, keras.optimizers.Adam) else type(optimizer).__name__
+    run = dataclasses.asdict(config)
+    for name in ("optimizer", "momentum", "rho", "decoupled_decay"):
+        del run[name]
+    return json.dumps([kind, settings, run], sort_keys=True, default=str)
+
+
+@pytest.mark.parametrize("name", tuning.list_spaces())
+def test_distinct_hyperparameters_train_distinct_runs(name):
+    # Two points of a space that train the same run waste a trial and split its score.
+    space = tuning.hyperparameters(name).space
+    assert not any(item.conditions for item in space)  # every point is the full product
+    seen: dict[str, dict] = {}
+    for values in itertools.product(*map(_values, space)):
+        hp = kt.HyperParameters()
+        for item, value in zip(space, values, strict=True):
+            hp.Fixed(item.name, value)
+        point = {item.name: value for item, value in zip(space, values, strict=True)}
+        key = _what_trains(tuning.get_space(name)(hp))
+        assert key not in seen, f"{point} trains the same run as {seen[key]}"
+        seen[key] = point
+
+
 def test_space_values_reach_the_config():
     hp = kt.HyperParameters()
     hp.Fixed("lr", 0.01)
@@ -52,8 +91,8 @@ def test_space_values_reach_the_config():
     assert config.lr == 0.01 and config.model_kwargs["hidden"] == (500,)
     assert config.model_kwargs["weight_decay"] == 1e-2  # S2's L2 is the model's
     hp = kt.HyperParameters()
-    hp.Fixed("weight_decay", 1e-3)
-    assert tuning.get_space("vgg_a")(hp).weight_decay == 1e-3  # S1's is AdamW's
+    hp.Fixed("decoupled_decay", 1e-3)
+    assert tuning.get_space("vgg_a")(hp).decoupled_decay == 1e-3  # S1's is AdamW's
     assert tuning.get_space("mlp_mnist")(kt.HyperParameters()).subset == 0.1  # S2 searched 10 %
 
 

@@ -7,19 +7,20 @@ result.trials                                 # a DataFrame, also trials.csv
 """
 
 import zoo  # noqa: F401  (first: it sets TensorFlow's CPU options before TensorFlow loads)
-from tuning.spaces import SPACES, get_space, hyperparameters, list_spaces, space
-from tuning.tuner import Search, ZooHyperModel, ZooTuner, run_search, summary, trials
+from zoo.cli import lazy_exports
 
-__all__ = [
-    "SPACES",
-    "Search",
-    "ZooHyperModel",
-    "ZooTuner",
-    "get_space",
-    "hyperparameters",
-    "list_spaces",
-    "run_search",
-    "space",
-    "summary",
-    "trials",
-]
+TUNERS: tuple[str, ...] = ("grid", "random", "hyperband", "bayesian")
+# Objectives a search can rank trials by, and which way is better.
+OBJECTIVES: dict[str, str] = {
+    "val_accuracy": "max",
+    "val_loss": "min",
+    "accuracy": "max",
+    "loss": "min",
+}
+
+_SPACES = ("SPACES", "get_space", "hyperparameters", "list_spaces", "space")
+_TUNER = ("Search", "ZooHyperModel", "ZooTuner", "run_search", "summary", "trials")
+__all__ = sorted((*_SPACES, *_TUNER, "OBJECTIVES", "TUNERS"))
+__getattr__ = lazy_exports(
+    __name__, {**dict.fromkeys(_SPACES, "tuning.spaces"), **dict.fromkeys(_TUNER, "tuning.tuner")}
+)

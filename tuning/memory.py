@@ -11,14 +11,13 @@ from __future__ import annotations
 import sys
 import tempfile
 
-from tuning.tuner import run_search
-from zoo.cli import Parser
+from zoo.cli import Parser, positive_int
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the memory benchmark; returns the exit status."""
     p = Parser(prog="python -m tuning.memory", description=__doc__)
-    p.add_argument("--trials", type=int, default=30)
+    p.add_argument("--trials", type=positive_int, default=30, help="trials to run (default 30)")
     p.add_argument("--from-trial", type=int, default=5, help="growth is measured from here")
     p.add_argument("--subset", type=int, default=10, help="training images per class")
     p.add_argument("--data-dir", help="folder with the data (default: $ZOO_DATA_DIR, then TFDS)")
@@ -26,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not 1 <= args.from_trial <= args.trials:
         p.error(f"--from-trial must be between 1 and --trials ({args.trials})")
+    import zoo
+
+    zoo.load()
+    from tuning.tuner import run_search
+
     with tempfile.TemporaryDirectory() as out:
         result = run_search(
             "mlp_mnist_wide", out, tuner="random", max_trials=args.trials, epochs=1,

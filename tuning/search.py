@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tuning.spaces import hyperparameters, list_spaces
-from tuning.tuner import OBJECTIVES, TUNERS, run_search
-from zoo.cli import Parser
-from zoo.recipes import parse_count, parse_set
+from tuning import OBJECTIVES, TUNERS
+from zoo.cli import Parser, parse_count, parse_set, positive_int
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,13 +22,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("space", nargs="?", help="search space (--list prints them)")
     p.add_argument("--list", action="store_true", help="print every space's hyperparameters")
     p.add_argument("--tuner", default="grid", help=f"one of {', '.join(TUNERS)} (default grid)")
-    p.add_argument("--max-trials", type=int, help="default: the whole grid; 10 otherwise")
-    p.add_argument("--epochs", type=int, help="epochs per trial (default: the space's)")
+    p.add_argument("--max-trials", type=positive_int,
+                   help="most trials to run (default: the whole grid; 10 otherwise)")  # fmt: skip
+    p.add_argument("--epochs", type=positive_int, help="epochs per trial (default: the space's)")
     p.add_argument("--subset", type=parse_count, help="fraction of train, or images per class")
     p.add_argument("--objective", default="val_accuracy", help=", ".join(OBJECTIVES))
-    p.add_argument("--executions-per-trial", type=int, default=1)
+    p.add_argument("--executions-per-trial", type=positive_int, default=1,
+                   help="trainings per trial, their scores averaged (default 1)")  # fmt: skip
     p.add_argument("--data-dir", help="folder with the data (default: $ZOO_DATA_DIR, then TFDS)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the tuner and of every trial")
     p.add_argument("--out", default="searches", help="folder of search projects")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="hold a hyperparameter at a value, e.g. --set hidden=1000")  # fmt: skip
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start the project afresh")
     p.add_argument("--train-best", action="store_true",
                    help="retrain the best configuration on all of train, then test it")  # fmt: skip
-    p.add_argument("--best-epochs", type=int, help="epochs of that retraining")
+    p.add_argument("--best-epochs", type=positive_int, help="epochs of that retraining")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the search CLI; returns the exit status (2 on misuse, with one line)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    import zoo
+
+    zoo.load()
+    from tuning.spaces import hyperparameters, list_spaces
+    from tuning.tuner import run_search
+
     try:
         if args.list:
             for name in list_spaces():

@@ -7,8 +7,8 @@
 A space starts from its model's study recipe and returns the `RunConfig` one trial trains
 through `zoo.train`, so a trial builds the registered model and fits it exactly as
 `python -m zoo.train` does. Each hyperparameter is named after the recipe setting or builder
-toggle it feeds (`lr`, `hidden`, `weight_decay`, `bn`, ...); the docstring says which, where a
-name could mean either.
+toggle it feeds (`lr`, `hidden`, `weight_decay` (the model's L2), `decoupled_decay` (the
+optimizer's), `bn`, ...), and no two values of them give the same run.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _s1(model: str, hp: kt.HyperParameters, bn_default: bool) -> RunConfig:
     return recipe(
         model,
         lr=hp.Float("lr", 1e-4, 1e-2, sampling="log", default=1e-3),
-        weight_decay=hp.Choice("weight_decay", [0.0, 1e-4, 5e-4, 1e-3], default=5e-4),
+        decoupled_decay=hp.Choice("decoupled_decay", [0.0, 1e-4, 5e-4, 1e-3], default=5e-4),
         label_smoothing=hp.Choice("label_smoothing", [0.0, 0.1], default=0.0),
         model_kwargs=dict(bn=hp.Boolean("bn", default=bn_default)),
     )
@@ -141,13 +141,16 @@ def _s1(model: str, hp: kt.HyperParameters, bn_default: bool) -> RunConfig:
 
 @space
 def vgg_a(hp: kt.HyperParameters) -> RunConfig:
-    """VGG-A with and without BN (S1, S4): lr, AdamW's weight decay, label smoothing, bn."""
+    """VGG-A with and without BN (S1, S4): lr, decoupled weight decay, label smoothing, bn.
+
+    The recipe's Adam with a decoupled decay is AdamW (Keras's Adam and AdamW share the rule).
+    """
     return _s1("vgg_a", hp, bn_default=False)
 
 
 @space
 def resnet_cnn(hp: kt.HyperParameters) -> RunConfig:
-    """S1's residual CNN: lr, AdamW's weight decay, label smoothing, bn."""
+    """S1's residual CNN: lr, AdamW's decoupled weight decay, label smoothing, bn."""
     return _s1("resnet_cnn", hp, bn_default=True)
 
 
@@ -158,13 +161,15 @@ def resnet_cnn(hp: kt.HyperParameters) -> RunConfig:
 def inception_v1(hp: kt.HyperParameters) -> RunConfig:
     """S4's optimizer study: Adam / AdamW / RMSprop (alpha 0.99), lr, L2, the residual form.
 
-    `weight_decay` is the model's L2 (S4's 1e-4); the optimizer's own decay stays off.
+    `weight_decay` is the model's L2 (S4's 1e-4, coupled, as PyTorch's Adam and RMSprop apply
+    it). AdamW decays by S4's 1e-4 decoupled: without a decay it would be Adam, the same run.
     """
+    optimizer = hp.Choice("optimizer", ["adam", "adamw", "rmsprop"])
     return recipe(
         "inception_v1",
-        optimizer=hp.Choice("optimizer", ["adam", "adamw", "rmsprop"]),
+        optimizer=optimizer,
         lr=hp.Choice("lr", [1e-3, 5e-4, 1e-4, 5e-5], default=1e-4),
-        weight_decay=0.0,
+        decoupled_decay=1e-4 if optimizer == "adamw" else 0.0,
         model_kwargs=dict(
             weight_decay=hp.Choice("weight_decay", [0.0, 1e-4], default=1e-4),
             residual=hp.Boolean("residual", default=False),

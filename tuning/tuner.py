@@ -31,18 +31,16 @@ import pandas as pd
 
 import zoo
 import zoo.data
+from tuning import OBJECTIVES, TUNERS  # noqa: F401  (defined there: the CLI parses with them)
 from tuning.spaces import get_space, hyperparameters
+from zoo import compat
+from zoo.files import write_csv, write_json
 from zoo.recipes import RunConfig, recipe
 from zoo.train import Run, compile_model, load_config, train
 
+compat.keras_tuner_writes_atomically()
+
 TunerName = Literal["grid", "random", "hyperband", "bayesian"]
-TUNERS: tuple[str, ...] = ("grid", "random", "hyperband", "bayesian")
-OBJECTIVES: dict[str, str] = {
-    "val_accuracy": "max",
-    "val_loss": "min",
-    "accuracy": "max",
-    "loss": "min",
-}
 # Settings that must match for a rerun to continue a project rather than mix two searches.
 _KEPT = ("space", "tuner", "objective", "max_trials", "epochs", "subset", "executions_per_trial",
          "seed", "fixed")  # fmt: skip
@@ -159,16 +157,14 @@ def _forget_custom_gradients() -> Iterator[None]:
     it, and the registration pins the whole traced graph: about 10 MB per trial, the growth
     that makes long in-process searches run out of memory. A finished trial's graphs are never
     traced again, so its registrations can go. If TensorFlow's private registry moves, this
-    does nothing.
+    does nothing (`zoo.compat.custom_gradient_registry`).
     """
-    from tensorflow.python.framework import ops
-
-    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
-    before = set(registry) if isinstance(registry, dict) else set()
+    registry = compat.custom_gradient_registry()
+    before = set(registry) if registry is not None else set()
     try:
         yield
     finally:
-        if isinstance(registry, dict):
+        if registry is not None:
             for name in set(registry) - before:
                 if name.startswith("CustomGradient-"):
                     del registry[name]
@@ -336,7 +332,7 @@ def run_search(
     table = trials(project)
     if role == "worker":
         return Search(project, table, {}, keras_tuner)
-    table.to_csv(project / "trials.csv", index=False)
+    write_csv(project / "trials.csv", table, index=False)
     best = _best(project, table, objective, hypermodel)
     if train_best and best:
         # All of train, for the recipe's epochs: the search's subset and budget were a proxy.
@@ -348,7 +344,7 @@ def run_search(
         run = train(config, project / "best", verbose=None if verbose else 0)
         best["retrained"] = {"run": str(run.path), **{k: run.metrics.get(k) for k in
                              ("train", "val", "test", "epochs_run", "train_seconds")}}  # fmt: skip
-    (project / "best.json").write_text(json.dumps(best, indent=2, default=str))
+    write_json(project / "best.json", best)
     if verbose:
         print(summary(project, table, best, objective))
     return Search(project, table, best, keras_tuner)
@@ -396,7 +392,7 @@ def _claim_project(project: Path, settings: dict[str, Any], overwrite: bool) -> 
 
         shutil.rmtree(project)
     project.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(settings, indent=2))
+    write_json(file, settings)
 
 
 class _GridOracle(kt.oracles.GridSearchOracle):
@@ -404,20 +400,11 @@ class _GridOracle(kt.oracles.GridSearchOracle):
     project is reloaded and fails on the next trial (KeyError in `populate_space`)."""
 
     def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
-        order, links = [], self._ordered_ids
-        index = links._next_index[None]  # the list's head hangs off None
-        while index is not None:
-            order.append(links._memory[index])
-            index = links._next_index[index]
-        return {**state, "grid_order": order, "grid_next": list(self._populate_next)}
+        return {**super().get_state(), **compat.grid_oracle_state(self)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        self._ordered_ids = type(self._ordered_ids)()
-        for trial_id in state.get("grid_order", []):
-            self._ordered_ids.insert(trial_id)
-        self._populate_next = list(state.get("grid_next", []))
+        compat.restore_grid_oracle_state(self, state)
 
 
 def _oracle(

@@ -6,7 +6,6 @@ import json
 import sys
 
 from zoo.cli import Parser
-from zoo.registry import build, describe, list_models
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     ds = sub.add_parser("describe", help="toggles, defaults and parameter count of one model")
     ds.add_argument("name")
     args = parser.parse_args(argv)
+    import zoo
+
+    zoo.load()
+    from zoo.registry import build, describe, list_models
+
     try:
         if args.command == "list":
             names = list_models(args.pattern)

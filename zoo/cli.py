@@ -1,8 +1,16 @@
-"""What every command line of the project shares: misuse ends in one line and exit status 2."""
+"""What every command line of the project shares: misuse ends in one line and exit status 2.
+
+This module imports no TensorFlow, so a command answers --help and misuse at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
 
 
 class Parser(argparse.ArgumentParser):
@@ -10,3 +18,65 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: {message}\n")
+
+
+def parse_set(pairs: list[str]) -> dict[str, Any]:
+    """Parses `--set KEY=VALUE` pairs; values are Python literals, a bare word is a string.
+
+    Raises:
+        ValueError: A pair without `=` or without a key.
+    """
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}.")
+        try:
+            parsed[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parsed[key] = text  # e.g. --set activation=relu
+    return parsed
+
+
+def parse_count(text: str) -> float | int:
+    """Parses a `--subset` value: a fraction (0.1) or a per-class count (20).
+
+    Raises:
+        argparse.ArgumentTypeError: Anything else.
+    """
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}")
+    return value
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A module `__getattr__` that imports each exported name from its module on first use.
+
+    The packages whose commands run with `python -m` (zoo.train, zoo.data, tuning, reports) are
+    imported before their command parses its arguments; deferring their TensorFlow-heavy
+    modules lets --help and misuse answer at once.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(exports[name]), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value

@@ -18,6 +18,8 @@ from typing import Any, Literal
 import keras
 from keras import layers
 
+from zoo import compat
+
 Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu", "silu"]
 
 
@@ -30,19 +32,20 @@ class BatchNormalization(layers.BatchNormalization):
     VGG-A-BN twice as fast on the measured CPU (README, Speed). Same weights, same moving
     statistics (the biased batch variance, as Keras keeps them) and the same outputs within
     float tolerance; any case the kernel does not cover (another backend, a mask, an axis
-    other than the last, synchronized or renormalized BN, non-float32 inputs) takes Keras's
-    own path.
+    other than the last, synchronized or renormalized BN, non-float32 inputs, a TensorFlow
+    without the op, see `zoo.compat.fused_batch_norm`) takes Keras's own path.
     """
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
-        if not self._fusable(inputs, mask):
+        fused = compat.fused_batch_norm() if self._fusable(inputs, mask) else None
+        if fused is None:
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 
         shape = tf.shape(inputs)
         x = inputs if len(inputs.shape) == 4 else tf.reshape(inputs, [-1, 1, 1, shape[-1]])
         if training and self.trainable:
-            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            y, mean, variance = fused(
                 x, self.gamma, self.beta, epsilon=self.epsilon, is_training=True
             )
             count = tf.cast(tf.size(x) // tf.shape(x)[-1], variance.dtype)
@@ -50,7 +53,7 @@ class BatchNormalization(layers.BatchNormalization):
             for stat, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
                 stat.assign(stat * self.momentum + batch * (1.0 - self.momentum))
         else:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            y, _, _ = fused(
                 x, self.gamma, self.beta, self.moving_mean, self.moving_variance,
                 epsilon=self.epsilon, is_training=False,
             )  # fmt: skip

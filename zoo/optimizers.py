@@ -6,8 +6,8 @@ rule that computes the same formula in a single pass: `ResourceApplyKerasMomentu
 momentum form, `m = momentum * m - lr * g; w += m`), `ResourceApplyGradientDescent` and
 `ResourceApplyAdam` (`w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)`, as
 Keras's Adam). Same variables, slots and configuration as Keras's classes, so saved models and
-optimizer states load either way; other backends, sparse gradients and AMSGrad take Keras's
-own update.
+optimizer states load either way; other backends, sparse gradients, AMSGrad and slots that
+`zoo.compat.optimizer_slot` cannot find take Keras's own update.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+
+from zoo import compat
 
 
 def _fusable(gradient: Any, variable: Any) -> bool:
@@ -39,7 +41,9 @@ class SGD(keras.optimizers.SGD):
         if not self.momentum:
             tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=gradient)
             return None
-        m = self.momentums[self._get_variable_index(variable)]
+        m = compat.optimizer_slot(self, "momentum", variable)
+        if m is None:
+            return super().update_step(gradient, variable, learning_rate)
         tf.raw_ops.ResourceApplyKerasMomentum(
             var=variable.handle, accum=m.handle, lr=lr, grad=gradient,
             momentum=tf.cast(self.momentum, variable.dtype), use_nesterov=self.nesterov,
@@ -55,12 +59,14 @@ class _FusedAdam:
             return super().update_step(gradient, variable, learning_rate)  # type: ignore[misc]
         import tensorflow as tf
 
+        m = compat.optimizer_slot(self, "momentum", variable)
+        v = compat.optimizer_slot(self, "velocity", variable)
+        if m is None or v is None:
+            return super().update_step(gradient, variable, learning_rate)  # type: ignore[misc]
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
-        index = self._get_variable_index(variable)
         tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[index].handle,
-            v=self._velocities[index].handle,
+            var=variable.handle, m=m.handle, v=v.handle,
             beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
             beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
             lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype),

@@ -6,19 +6,23 @@ cfg = dataclasses.replace(cfg, epochs=5)        # derived, never copied
 
 from __future__ import annotations
 
-import argparse
-import ast
 import dataclasses
 import typing
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from zoo import registry
+from zoo.cli import parse_count, parse_set  # noqa: F401  (their old home)
 
 Optimizer = Literal["sgd", "momentum", "adam", "adamw", "rmsprop"]
 Schedule = Literal["constant", "step", "multistep", "exponential", "halving", "plateau", "cosine"]
 Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
 Strategy = Literal["default", "mirrored", "multiworker"]
+
+# The momentum an optimizer runs with where `RunConfig.momentum` is None.
+DEFAULT_MOMENTUM = {"momentum": 0.9, "rmsprop": 0.0}
+# The format of config.json that `zoo.train` writes; `migrate` reads every earlier one.
+CONFIG_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -33,10 +37,13 @@ class RunConfig:
         batch_size: Global batch size (split across replicas under a distribution strategy).
         optimizer: `sgd`, `momentum` (SGD with `momentum`), `adam`, `adamw`, `rmsprop`.
         lr: Initial learning rate.
-        momentum: Momentum of `momentum`, and of `rmsprop` (0 there means none).
+        momentum: Momentum of `momentum` and of `rmsprop`; None: the optimizer's default,
+            0.9 for `momentum`, none for `rmsprop`. A value equal to that default is stored as
+            None, so one run has one config (and one folder name).
         rho: Decay of `rmsprop`'s squared-gradient average (PyTorch's `alpha`).
-        weight_decay: The optimizer's decoupled weight decay (AdamW's; for plain SGD the same
-            as an L2 penalty). The model's own L2 is the builder toggle `weight_decay`.
+        decoupled_decay: The optimizer's decoupled weight decay (AdamW's; Keras applies it the
+            same way for every optimizer, for plain SGD the same as an L2 penalty). The
+            model's own L2 penalty is the builder toggle `weight_decay`.
         schedule: Learning-rate schedule, stepped once per epoch.
         step_size: Epochs between decays of `step` (and `halving`).
         gamma: Decay factor of `step`, `multistep`, `exponential` and `plateau`.
@@ -73,9 +80,9 @@ class RunConfig:
     batch_size: int = 128
     optimizer: Optimizer = "adam"
     lr: float = 1e-3
-    momentum: float = 0.9
+    momentum: float | None = None
     rho: float = 0.99
-    weight_decay: float = 0.0
+    decoupled_decay: float = 0.0
     schedule: Schedule = "constant"
     step_size: int = 5
     gamma: float = 0.1
@@ -106,6 +113,8 @@ class RunConfig:
         object.__setattr__(self, "model_kwargs", toggles)
         if isinstance(self.milestones, list):
             object.__setattr__(self, "milestones", tuple(self.milestones))
+        if self.momentum is not None and self.momentum == DEFAULT_MOMENTUM.get(self.optimizer):
+            object.__setattr__(self, "momentum", None)
         hints = typing.get_type_hints(RunConfig)
         for f in dataclasses.fields(self):
             if f.name != "model_kwargs":
@@ -132,7 +141,7 @@ class RunConfig:
         return self.dataset or registry.describe(self.model).dataset
 
 
-_S1 = dict(optimizer="adamw", lr=1e-3, weight_decay=5e-4, early_stopping=6, epochs=60)
+_S1 = dict(optimizer="adamw", lr=1e-3, decoupled_decay=5e-4, early_stopping=6, epochs=60)
 
 RECIPES: dict[str, RunConfig] = {
     # S2: SGD momentum lr 0.1, StepLR(2, 0.1), batch 32, 5 epochs, pixels in [0, 1]: 98.06 %.
@@ -157,7 +166,7 @@ RECIPES: dict[str, RunConfig] = {
         early_stopping=5, augment=False, val_split=0.02,
         model_kwargs=dict(hidden=256, init_std=1e-2, weight_decay=5e-4, bn=True),
     ),
-    # S1: AdamW 1e-3, weight decay 5e-4, crop + flip, patience 6.
+    # S1: AdamW 1e-3, decoupled weight decay 5e-4, crop + flip, patience 6.
     "basic_cnn": RunConfig("basic_cnn", **_S1),
     "improved_cnn": RunConfig("improved_cnn", label_smoothing=0.1, **_S1),
     "resnet_cnn": RunConfig("resnet_cnn", **_S1),
@@ -190,37 +199,40 @@ def recipe(model: str, **overrides: Any) -> RunConfig:
     return replace(base, **overrides)
 
 
-def parse_set(pairs: list[str]) -> dict[str, Any]:
-    """Parses `--set KEY=VALUE` pairs; values are Python literals, a bare word is a string.
+def migrate(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run folder's config.json record brought to today's format (`CONFIG_FORMAT`).
+
+    Format 1 (no "format" key) named the optimizer's decoupled decay `weight_decay`, and stored
+    momentum 0.9 by default, which `rmsprop` ignored: it always ran without momentum. Every
+    reader of config.json goes through here, so old run folders keep loading, and a migrated
+    config equals the one today's recipe and flags give for the same command.
+
+    Args:
+        saved: The parsed config.json (left unchanged).
+
+    Returns:
+        A copy with `"format": CONFIG_FORMAT` and its "config" in today's names.
 
     Raises:
-        ValueError: A pair without `=` or without a key.
+        ValueError: A format this version of zoo does not know.
     """
-    parsed: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}.")
-        try:
-            parsed[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            parsed[key] = text  # e.g. --set activation=relu
-    return parsed
-
-
-def parse_count(text: str) -> float | int:
-    """Parses a `--subset` value: a fraction (0.1) or a per-class count (20).
-
-    Raises:
-        argparse.ArgumentTypeError: Anything else.
-    """
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        value = None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}")
-    return value
+    version = saved.get("format", 1)
+    if not isinstance(version, int) or not 1 <= version <= CONFIG_FORMAT:
+        raise ValueError(
+            f"config.json format {version!r} is not one this zoo reads (1 to {CONFIG_FORMAT})."
+        )
+    saved = dict(saved)
+    if version == 1:
+        config = dict(saved["config"])
+        config["decoupled_decay"] = config.pop("weight_decay", 0.0)
+        momentum = config.get("momentum", 0.9)
+        if config.get("optimizer") == "rmsprop":
+            config["momentum"] = None if momentum == 0.9 else 0.0  # it ran without momentum
+        elif momentum == 0.9:
+            config["momentum"] = None  # the old default
+        saved["config"] = config
+    saved["format"] = CONFIG_FORMAT
+    return saved
 
 
 def list_recipes() -> dict[str, RunConfig]:

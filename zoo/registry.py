@@ -120,12 +120,20 @@ def list_models(pattern: str | None = None) -> list[str]:
     Returns:
         The matching names.
     """
-    names = sorted(_REGISTRY)
+    names = sorted(_builders())
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)] if pattern else names
 
 
+def _builders() -> dict[str, _Entry]:
+    # The families register themselves on import; a command line imports them only once its
+    # arguments have parsed (see zoo/__init__.py), so lookups make sure they are in.
+    import zoo.models  # noqa: F401
+
+    return _REGISTRY
+
+
 def _entry(name: str) -> _Entry:
-    if name in _REGISTRY:
+    if name in _builders():
         return _REGISTRY[name]
     close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

@@ -271,15 +271,17 @@ def _read(name: str, data_dir: Path | None, env_dir: Path | None, tfds_dir: str 
     """`read`, decoded once per process: searches and trials reload the same data for free."""
     spec = DATASETS[name]
     looked: list[str] = []
-    roots = [(data_dir, "data_dir")] if data_dir else []
-    if env_dir:
-        roots.append((env_dir, "$ZOO_DATA_DIR"))
-    if not roots:
+    # A folder the caller names is the only place looked: a wrong one is an error, never a
+    # silent fall back to $ZOO_DATA_DIR or a download.
+    root, label = (data_dir, "data_dir") if data_dir else (env_dir, "$ZOO_DATA_DIR")
+    if root is None:
         looked.append("no data_dir given and $ZOO_DATA_DIR unset")
-    for root, label in roots:
-        found = _search(name, spec, root)
+    else:
+        found = _search(name, spec, root, label)
         if found is not None:
             return found
+        if data_dir:
+            raise DataError(f"No {name} data in data_dir {root} ({_expected(spec)}).")
         looked.append(f"{label} {root}: {_expected(spec)}")
     arrays = _from_tfds(name, spec, tfds_dir, looked)
     if arrays is not None:
@@ -310,12 +312,14 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("ZOO_CACHE_DIR", "~/.cache/zoo")).expanduser()
 
 
-def _search(name: str, spec: _Spec, root: Path) -> Arrays | None:
+def _search(name: str, spec: _Spec, root: Path, label: str = "data_dir") -> Arrays | None:
     """Reads the dataset from `root`: its own folder, a named child, or a named archive."""
     if not root.exists():
-        raise DataError(f"{root}: data folder does not exist.")
+        raise DataError(f"{label} {root}: data folder does not exist.")
     if formats.is_archive(root):
-        return _search(name, spec, formats.extract(root, _cache_dir()))
+        return _search(name, spec, formats.extract(root, _cache_dir()), label)
+    if not root.is_dir():
+        raise DataError(f"{label} {root}: expected a data folder or an archive, got a file.")
     for folder in [root] + [root / f for f in spec.folders]:
         if folder.is_dir():
             arrays = _read_folder(name, spec, folder)

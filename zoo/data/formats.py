@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import os
 import pickle
+import re
 import shutil
 import struct
 import tarfile
@@ -333,8 +334,14 @@ def _decode_one(path: Path, channels: int) -> np.ndarray:
         data = tf.io.read_file(str(path))
         return tf.io.decode_image(data, channels=channels, expand_animations=False).numpy()
     except (tf.errors.OpError, ValueError) as err:
-        message = getattr(err, "message", str(err)).strip().splitlines()[0]
-        raise DataError(f"{path}: cannot decode image ({message}).") from None
+        raise DataError(f"{path}: cannot decode image ({_op_message(err)}).") from None
+
+
+def _op_message(err: Exception) -> str:
+    """TensorFlow's error text without its internal function and op names."""
+    message = getattr(err, "message", str(err)).strip().splitlines()[0]
+    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
+    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", message).strip().rstrip(".")
 
 
 # --- Archives -----------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ import tensorflow as tf
 import zoo
 import zoo.data
 from zoo import optimizers
-from zoo.recipes import RunConfig
+from zoo.recipes import CONFIG_FORMAT, DEFAULT_MOMENTUM, RunConfig, migrate, recipe
 from zoo.train.callbacks import Backup, EpochExtras, StepLosses, TimeLimit, schedule_fn
 
 __all__ = [
@@ -116,7 +116,7 @@ def resume(path: str | Path, *, verbose: int | None = None) -> Run:
 
 
 def load_config(path: str | Path) -> RunConfig:
-    """The `RunConfig` saved in a run folder's config.json.
+    """The `RunConfig` saved in a run folder's config.json, in today's names (see `migrate`).
 
     Raises:
         FileNotFoundError: No config.json there.
@@ -124,12 +124,12 @@ def load_config(path: str | Path) -> RunConfig:
     file = Path(path) / "config.json"
     if not file.is_file():
         raise FileNotFoundError(f"{path}: not a run folder (no config.json).")
-    return RunConfig(**json.loads(file.read_text())["config"])
+    return RunConfig(**migrate(json.loads(file.read_text()))["config"])
 
 
 def rebuild(path: str | Path) -> keras.Model:
     """Builds the untrained model of a run from its config.json alone."""
-    saved = json.loads((Path(path) / "config.json").read_text())
+    saved = migrate(json.loads((Path(path) / "config.json").read_text()))
     config = RunConfig(**saved["config"])
     return zoo.build(
         config.model,
@@ -142,10 +142,16 @@ def rebuild(path: str | Path) -> keras.Model:
 # --- run folders --------------------------------------------------------------------------------
 
 
+# Settings renamed since run folders were first named, hashed under their old names so that
+# the same settings keep the same folder (config.json format 1 called decoupled_decay
+# weight_decay).
+_DIGEST_NAMES = {"decoupled_decay": "weight_decay"}
+
+
 def _digest(config: RunConfig) -> str:
     # Settings left at their defaults are out, so a setting added later keeps old runs' names.
     changed = {
-        f.name: getattr(config, f.name)
+        _DIGEST_NAMES.get(f.name, f.name): getattr(config, f.name)
         for f in dataclasses.fields(config)
         if f.default is dataclasses.MISSING or getattr(config, f.name) != f.default
     }
@@ -271,7 +277,11 @@ def _truncate(file: Path, keep: Any) -> None:
 
 def _write_config(path: Path, config: RunConfig, info: zoo.data.DatasetInfo) -> None:
     saved = {
+        "format": CONFIG_FORMAT,
         "config": dataclasses.asdict(config),
+        # The recipe the run was derived from, so reports label it against that recipe even
+        # after the recipe changes.
+        "recipe": dataclasses.asdict(recipe(config.model)),
         "dataset": info.name,
         "input_shape": list(info.input_shape),
         "num_classes": info.num_classes,
@@ -290,8 +300,10 @@ def _write_config(path: Path, config: RunConfig, info: zoo.data.DatasetInfo) -> 
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     file = path / "config.json"
-    if file.exists():  # a resumed run keeps its first record
-        saved["created"] = json.loads(file.read_text()).get("created", saved["created"])
+    if file.exists():  # a resumed run keeps its first record (and its first recipe)
+        first = migrate(json.loads(file.read_text()))
+        saved["created"] = first.get("created", saved["created"])
+        saved["recipe"] = first.get("recipe", saved["recipe"])
     file.write_text(json.dumps(saved, indent=2, default=str))
 
 
@@ -365,17 +377,23 @@ def steps_per_execution(model: keras.Model, batch_size: int, steps_per_epoch: in
 
 
 def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
-    """The Keras optimizer a run configuration names."""
-    wd = config.weight_decay or None
+    """The Keras optimizer a run configuration names.
+
+    `momentum` None is the optimizer's default (`zoo.recipes.DEFAULT_MOMENTUM`): 0.9 for
+    `momentum`, none for `rmsprop`.
+    """
+    wd = config.decoupled_decay or None
+    momentum = DEFAULT_MOMENTUM.get(config.optimizer, 0.0)
+    momentum = momentum if config.momentum is None else config.momentum
     if config.optimizer == "sgd":
         return optimizers.SGD(config.lr, weight_decay=wd)
     if config.optimizer == "momentum":
-        return optimizers.SGD(config.lr, momentum=config.momentum, weight_decay=wd)
+        return optimizers.SGD(config.lr, momentum=momentum, weight_decay=wd)
     if config.optimizer == "adam":
         return optimizers.Adam(config.lr, weight_decay=wd)
     if config.optimizer == "adamw":
-        return optimizers.AdamW(config.lr, weight_decay=config.weight_decay)
-    return keras.optimizers.RMSprop(config.lr, rho=config.rho, momentum=0.0, weight_decay=wd)
+        return optimizers.AdamW(config.lr, weight_decay=config.decoupled_decay)
+    return keras.optimizers.RMSprop(config.lr, rho=config.rho, momentum=momentum, weight_decay=wd)
 
 
 def make_loss(config: RunConfig) -> keras.losses.Loss:

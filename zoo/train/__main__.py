@@ -1,10 +1,10 @@
 """`python -m zoo.train MODEL [flags] [--set key=value ...]` trains a model's study recipe.
 
 Flags override the recipe (`python -m zoo.train --list` prints every recipe); `--set` takes
-builder toggles (first: `--set weight_decay=0` is the model's L2, `--weight-decay` the
-optimizer's) and any other run setting, values parsed as Python literals. Rerunning the
-same command with the same `--out` resumes an unfinished run; `--resume RUN_DIR` resumes one
-by its folder.
+builder toggles (first: `--set weight_decay=0` is the model's L2 penalty) and any other run
+setting (`--set decoupled_decay=5e-4` is the optimizer's decoupled decay, as is
+`--decoupled-decay 5e-4`), values parsed as Python literals. Rerunning the same command with
+the same `--out` resumes an unfinished run; `--resume RUN_DIR` resumes one by its folder.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ FLAGS = {
     "optimizer": str,
     "lr": float,
     "momentum": float,
-    "weight_decay": float,
+    "decoupled_decay": float,
     "schedule": str,
     "step_size": int,
     "gamma": float,
@@ -46,6 +46,17 @@ FLAGS = {
 }
 
 
+class _Renamed(argparse.Action):
+    """`--weight-decay` named two decays: refused with the two names that replaced it."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        x = values or "X"
+        parser.error(
+            f"--weight-decay is gone: use --set weight_decay={x} for the model's L2 penalty "
+            f"or --decoupled-decay {x} for the optimizer's decoupled decay."
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m zoo.train", description=__doc__)
     p.add_argument("model", nargs="?", help="registered model name (python -m zoo list)")
@@ -54,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="folder of run folders (default: runs)")
     for name, kind in FLAGS.items():
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
+    p.add_argument("--weight-decay", nargs="?", action=_Renamed, help=argparse.SUPPRESS)
     p.add_argument("--milestones", type=lambda s: tuple(int(v) for v in s.split(",")),
                    help="epochs at which multistep decays, e.g. 30,60")  # fmt: skip
     p.add_argument("--subset", type=parse_count, help="fraction of train, or images per class")
@@ -88,14 +100,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     toggles: dict[str, Any] = {}
     info = registry.describe(args.model)
     for key, value in parse_set(args.set).items():
-        # Toggles first: a name both could take (weight_decay) is the model's here, since the
-        # run setting has its own flag (--weight-decay).
+        # Toggles first: a name both could take is the model's here (run settings have
+        # their own flags). The run setting once called weight_decay is decoupled_decay.
         is_toggle = key in info.toggles or key in info.aliases
         (toggles if is_toggle or key not in settings else overrides)[key] = value
     base = recipe(args.model)
     if toggles:
-        try:
-            registry.resolve_toggles(args.model, toggles)
+        try:  # the study's names (reg) become ours, so they replace the recipe's values
+            toggles = registry.resolve_toggles(args.model, toggles)
         except TypeError as err:
             raise TypeError(f"{err} Run settings: {', '.join(sorted(settings))}.") from None
         overrides["model_kwargs"] = {**base.model_kwargs, **toggles}

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
+
+from zoo import compat, files
 
 
 def schedule_fn(
@@ -64,20 +68,122 @@ class EpochExtras(keras.callbacks.Callback):
             logs.pop("learning_rate", None)  # the scheduler's copy; `lr` is the one used
 
 
+class TimeLimitReached(Exception):
+    """Raised inside an epoch when the time limit passes; the epoch's partial work is dropped."""
+
+
 class TimeLimit(keras.callbacks.Callback):
-    """Stops training after the epoch in which the run's training time passes `minutes`."""
+    """Stops training once `minutes` of it have passed in this process, even inside an epoch.
+
+    At an epoch's end it stops training as EarlyStopping would. Inside an epoch (one can take
+    longer than the whole limit) it raises `TimeLimitReached` after the step that passes the
+    limit, so that nothing of the unfinished epoch is logged, checkpointed or backed up: the
+    run keeps the state of its last finished epoch, from which `--resume` continues.
+    """
 
     def __init__(self, minutes: float) -> None:
         super().__init__()
         self.seconds = minutes * 60
-        self.spent = 0.0  # Backup restores the seconds of the epochs before a resume
         self.reached = False
 
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def _passed(self) -> bool:
+        self.reached = time.perf_counter() - self._start >= self.seconds
+        return self.reached
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self._passed():
+            raise TimeLimitReached(f"time limit of {self.seconds / 60:g} minutes reached")
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.spent += float((logs or {}).get("seconds", 0.0))
-        if self.spent >= self.seconds:
-            self.reached = True
+        if self._passed():
             self.model.stop_training = True
+
+
+class EpochTable:
+    """A CSV file of per-epoch rows, rewritten whole and atomically at every epoch's end.
+
+    Appending in place (Keras's CSVLogger) leaves a torn last line when a kill comes during
+    the write. On a resumed run, the rows of epochs from the resumed one on are dropped: a kill
+    between an epoch's rows and its backup would otherwise repeat them.
+    """
+
+    def __init__(self, path: Path, columns: tuple[str, ...] | None = None) -> None:
+        self.path = Path(path)
+        self.columns = columns
+        self.rows: list[dict[str, Any]] | None = None
+
+    def start(self, epoch: int) -> None:
+        """Reads the rows of the epochs before `epoch` (once, at the first epoch run)."""
+        if self.rows is not None:
+            return
+        self.rows = []
+        if self.path.is_file():
+            with open(self.path, newline="") as f:
+                self.rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < epoch]
+            if self.rows and self.columns is None:
+                self.columns = tuple(self.rows[0])
+
+    def add(self, epoch: int, rows: list[dict[str, Any]]) -> None:
+        """Appends an epoch's rows and writes the whole file."""
+        self.start(epoch)
+        self.rows += rows
+        if self.columns is None:
+            self.columns = tuple(rows[0]) if rows else ()
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(self.columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        files.write_text(self.path, out.getvalue())
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Writes history.csv: a row per epoch, `epoch` then the logs' keys sorted (as CSVLogger).
+
+    Goes after EpochExtras, whose `lr` and `seconds` it writes too.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.table = EpochTable(path)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.table.start(epoch)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        row = {"epoch": epoch, **{k: _plain(logs[k]) for k in sorted(logs)}}
+        if self.table.columns is None or set(row) - set(self.table.columns):
+            self.table.columns = tuple(row)
+        self.table.add(epoch, [row])
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the model to `path` (best.keras) whenever `monitor` reaches a new maximum.
+
+    Unlike Keras's ModelCheckpoint, it writes atomically (Keras saves in place, and a kill
+    during that write leaves a file that cannot be loaded), and it never keeps weights from
+    an epoch whose training loss was not finite: a run that diverges in its first epoch can
+    still score a finite accuracy (every prediction the same class) with NaN weights.
+    """
+
+    def __init__(self, path: Path, monitor: str) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.monitor = monitor
+        self.best = -math.inf  # Backup saves and restores it
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        value = float(logs.get(self.monitor, math.nan))
+        if not (math.isfinite(value) and math.isfinite(float(logs.get("loss", math.nan)))):
+            return
+        if value > self.best:
+            self.best = value
+            with files.replacing(self.path) as tmp:
+                self.model.save(tmp)
 
 
 class StepLosses(keras.callbacks.Callback):
@@ -89,54 +195,50 @@ class StepLosses(keras.callbacks.Callback):
     loss of the call's steps, numbered by its last step.
     """
 
+    COLUMNS = ("epoch", "batch", "step", "loss")
+
     def __init__(self, path: Path, examples: int, batch_size: int, steps_per_epoch: int) -> None:
         super().__init__()
-        self.path = Path(path)
+        self.table = EpochTable(path, self.COLUMNS)
         self.steps_per_epoch = steps_per_epoch
         last = examples - batch_size * (steps_per_epoch - 1)
         self.sizes = [batch_size] * (steps_per_epoch - 1) + [last]
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.table.start(epoch)
         self._epoch = epoch
         self._rows: list[tuple[int, int, int, float]] = []
         self._seen, self._total, self._next = 0, 0.0, 0
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         mean = float((logs or {}).get("loss", np.nan))
-        seen = self._seen + (sum(self.sizes[self._next : batch + 1]) or self.sizes[-1])
-        self._next = batch + 1
+        steps = compat.call_steps(batch, self._next, self.steps_per_epoch)
+        seen = self._seen + (sum(self.sizes[steps.start : steps.stop]) or self.sizes[-1])
+        self._next, last = steps.stop, steps[-1]
         loss = (mean * seen - self._total) / (seen - self._seen)
         self._seen, self._total = seen, mean * seen
         # 0-based like CSVLogger's epoch column in history.csv.
-        step = self.steps_per_epoch * self._epoch + batch
-        self._rows.append((self._epoch, batch, step, loss))
+        step = self.steps_per_epoch * self._epoch + last
+        self._rows.append((self._epoch, last, step, loss))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as f:
-            writer = csv.writer(f)
-            if new:
-                writer.writerow(["epoch", "batch", "step", "loss"])
-            writer.writerows((e, b, s, f"{loss:.6g}") for e, b, s, loss in self._rows)
+        rows = [dict(zip(self.COLUMNS, (e, b, s, f"{loss:.6g}"), strict=True))
+                for e, b, s, loss in self._rows]  # fmt: skip
+        self.table.add(epoch, rows)
 
 
 class Backup(keras.callbacks.Callback):
     """Saves the whole training state at every epoch's end, atomically, for `resume`.
 
     One folder per saved epoch holds the weights with the optimizer's state, and the counters of
-    EarlyStopping, ReduceLROnPlateau and ModelCheckpoint, which a resumed run needs to stop,
+    EarlyStopping, ReduceLROnPlateau and BestCheckpoint, which a resumed run needs to stop,
     decay and checkpoint at the same epochs as an uninterrupted one. The folder is written
     under a temporary name and renamed when complete, so a kill while saving leaves the
     previous epoch's backup whole. (Keras's BackupAndRestore writes its weights file in place;
     a kill during that write leaves a file that cannot be read.)
     """
 
-    FIELDS = {
-        "EarlyStopping": ("wait", "best", "best_epoch"),
-        "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
-        "ModelCheckpoint": ("best",),
-        "TimeLimit": ("spent",),
-    }
+    FIELDS = {**compat.CALLBACK_COUNTERS, "BestCheckpoint": ("best",)}
     WEIGHTS = "state.weights.h5"
 
     def __init__(
@@ -145,6 +247,7 @@ class Backup(keras.callbacks.Callback):
         super().__init__()
         self.folder = Path(folder)
         self.tracked = [c for c in callbacks if type(c).__name__ in self.FIELDS]
+        self.time_limits = [c for c in callbacks if isinstance(c, TimeLimit)]
         self.restored = restored or {}
         self.reason: str | None = self.restored.get("reason")  # why training stopped early
         self.nan = bool(self.restored.get("nan"))
@@ -157,11 +260,22 @@ class Backup(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         # Runs after the tracked callbacks have reset themselves in their own on_train_begin.
+        missing = [
+            f"{type(cb).__name__}.{name}"
+            for cb in self.tracked
+            for name in self.FIELDS[type(cb).__name__]
+            if not hasattr(cb, name)
+        ]
+        if missing:  # Keras renamed a counter (see zoo.compat): resumed runs restart it
+            warnings.warn(
+                f"Backup cannot save {', '.join(missing)}: no such attribute.", stacklevel=2
+            )
         for cb in self.tracked:
             for name, value in (
                 self.restored.get("callbacks", {}).get(type(cb).__name__, {}).items()
             ):
-                setattr(cb, name, value)
+                if hasattr(cb, name):
+                    setattr(cb, name, value)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
@@ -170,7 +284,7 @@ class Backup(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.model.stop_training and not self.nan:
-            timed_out = any(getattr(cb, "reached", False) for cb in self.tracked)
+            timed_out = any(cb.reached for cb in self.time_limits)
             self.reason = "time_limit" if timed_out else "early_stopping"
         state = {
             "epoch": epoch + 1,
@@ -178,19 +292,20 @@ class Backup(keras.callbacks.Callback):
             "nan": self.nan,
             "callbacks": {
                 type(cb).__name__: {
-                    name: _plain(getattr(cb, name, None)) for name in self.FIELDS[type(cb).__name__]
+                    name: _plain(getattr(cb, name))
+                    for name in self.FIELDS[type(cb).__name__]
+                    if hasattr(cb, name)
                 }
                 for cb in self.tracked
             },
         }
         final = self.folder / f"epoch-{epoch + 1:05d}"
-        tmp = self.folder / f".epoch-{epoch + 1:05d}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.model.save_weights(tmp / self.WEIGHTS)
-        (tmp / "state.json").write_text(json.dumps(state))
         shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with files.replacing(final) as tmp:
+            tmp.mkdir()
+            self.model.save_weights(tmp / self.WEIGHTS)
+            (tmp / "state.json").write_text(json.dumps(files.finite(state)))
         for old in self.folder.glob("epoch-*"):
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)

@@ -68,6 +68,23 @@ def build(
     skipped += unreadable
     if runs.empty:
         raise FileNotFoundError(f"No readable run in {', '.join(map(repr, patterns))}.")
+    # A run whose history, steps or model cannot be read is left out and listed, whatever the
+    # reason (garbage CSV, a truncated or foreign best.keras, one safe_mode refuses).
+    drawn_runs, histories = {}, {}
+    for index, run in runs.iterrows():
+        path = Path(run["path"])
+        label = f"{run['model']} {run['variant']} seed {run['seed']}"
+        try:
+            drawn_runs[index] = _run_figures(path, label)
+            history = _csv(path / "history.csv")
+        except Exception as err:  # noqa: BLE001  (any damage to one folder skips that folder)
+            skipped.append((str(path), f"unreadable: {type(err).__name__}: {err}".strip()))
+            continue
+        if history is not None and len(history):
+            histories[f"{run['run']} ({run['variant']})"] = history
+    runs = runs.loc[list(drawn_runs)].reset_index(drop=True)
+    if runs.empty:
+        raise FileNotFoundError(f"No readable run in {', '.join(map(repr, patterns))}.")
     formats = tuple(dict.fromkeys(("png", *formats)))
     files: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
@@ -82,14 +99,8 @@ def build(
         files += write_table(table, out, name, index=name == "ablation")
 
     sections: list[str] = []
-    histories = {}
-    for _, run in runs.iterrows():
-        path = Path(run["path"])
+    for (_, run), drawn in zip(runs.iterrows(), drawn_runs.values(), strict=True):
         label = f"{run['model']} {run['variant']} seed {run['seed']}"
-        drawn = _run_figures(path, label)
-        history = _csv(path / "history.csv")
-        if history is not None and len(history):
-            histories[f"{run['run']} ({run['variant']})"] = history
         saved = _save_all(drawn, out / "runs" / run["run"], formats)
         files += saved
         sections.append(_section(label, run, [p for p in saved if p.suffix == ".png"], out))
@@ -114,7 +125,12 @@ def build(
 
 
 def _csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.is_file() and path.stat().st_size else None
+    if not (path.is_file() and path.stat().st_size):
+        return None
+    frame = pd.read_csv(path)
+    if "epoch" not in frame or not pd.api.types.is_numeric_dtype(frame["epoch"]):
+        raise ValueError(f"{path.name} is not a zoo epoch table (no numeric epoch column)")
+    return frame
 
 
 def _run_figures(path: Path, label: str) -> dict[str, Figure]:

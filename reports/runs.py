@@ -5,6 +5,7 @@ frame, skipped = gather(find_runs(["runs/*"]))
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 from pathlib import Path
@@ -41,6 +42,11 @@ STUDY_FIGURES: list[tuple[str, str, str, float]] = [
 _VARIANT_SETTINGS = ("optimizer", "lr", "momentum", "decoupled_decay", "schedule", "step_size",
                      "gamma", "label_smoothing", "augment", "normalize", "batch_size",
                      "precision")  # fmt: skip
+
+
+# What may differ between runs that a table averages as one configuration: the seed, and
+# where the data was read from or whether test was looked at.
+_NOT_SETTINGS = ("seed", "data_dir", "evaluate_test", "tensorboard")
 
 
 def find_runs(patterns: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -182,6 +188,11 @@ def read_run(path: Path) -> dict[str, Any]:
         images_per_second=metrics.get("train_images_per_second"),
         stop_reason=metrics.get("stop_reason"),
         toggles=json.dumps(config.model_kwargs, sort_keys=True, default=str),
+        settings=json.dumps(
+            {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_SETTINGS},
+            sort_keys=True,
+            default=str,
+        ),  # fmt: skip
     )
     return row
 

@@ -51,10 +51,32 @@ def ablation_table(
         raise KeyError(f"No column {value!r}; columns: {', '.join(frame.columns)}.")
     if rows != "model":  # the row toggle is not part of the column's variant
         frame["variant"] = [_drop(v, rows) for v in frame["variant"]]
+    if "settings" in frame:
+        frame["variant"] = _tell_apart(frame, rows)
     cells = frame.groupby([rows, "variant"])[value].agg(["mean", "std", "count"])
     text = cells.apply(_cell, axis=1).unstack("variant").fillna("")
     order = ["baseline"] + sorted(c for c in text.columns if c != "baseline")
     return text[[c for c in order if c in text.columns]]
+
+
+def _tell_apart(frame: pd.DataFrame, rows: str) -> list[str]:
+    """Variant labels that also name the settings (epochs, subset, ...) in which runs of one
+    cell differ, so that a cell averages only runs that differ in nothing but the seed."""
+    labels = list(frame["variant"])
+    for _, group in frame.groupby([rows, "variant"]):
+        if group["settings"].nunique() < 2:
+            continue
+        settings = {i: json.loads(text) for i, text in group["settings"].items()}
+        names = {k for s in settings.values() for k in s}
+        keys = sorted(
+            k for k in names
+            if len({json.dumps(s.get(k), default=str) for s in settings.values()}) > 1
+        )  # fmt: skip
+        for i, s in settings.items():
+            position = frame.index.get_loc(i)
+            extra = ", ".join(f"{k}={s.get(k)}" for k in keys)
+            labels[position] = f"{labels[position]} [{extra}]"
+    return labels
 
 
 def _with_toggle(runs: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -187,9 +187,18 @@ def test_unknown_dataset_lists_the_known_ones():
         zdata.load("cifar")
 
 
-def test_nothing_found_names_every_place(tmp_path):
+def test_a_data_dir_without_the_data_is_an_error_not_a_fallback(tmp_path, monkeypatch, data_dir):
+    monkeypatch.setenv("ZOO_DATA_DIR", str(data_dir))  # holds MNIST, but data_dir was given
     with pytest.raises(zdata.DataError) as err:
-        zdata.read("cifar100", data_dir=tmp_path)
+        zdata.read("mnist", data_dir=tmp_path)
+    message = str(err.value)
+    assert f"No mnist data in data_dir {tmp_path}" in message and "mnist/" in message
+
+
+def test_nothing_found_names_every_place(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path))
+    with pytest.raises(zdata.DataError) as err:
+        zdata.read("cifar100")
     message = str(err.value)
     assert str(tmp_path) in message and "cifar-100-python/" in message
     assert "TFDS" in message and "offline" in message and "cifar-100-python.tar.gz" in message
@@ -321,7 +330,8 @@ def test_cli_bad_dataset_exits_2(tmp_path):
     assert out.returncode == 2 and "Unknown dataset 'imagenet'" in out.stderr
     assert "Traceback" not in out.stderr
     missing = _cli("info", "cifar10", "--data-dir", str(tmp_path))
-    assert missing.returncode == 2 and "No cifar10 data found" in missing.stderr
+    assert missing.returncode == 2 and "No cifar10 data in data_dir" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
 
 
 def test_tfds_source_when_nothing_is_on_disk(tmp_path):
@@ -334,7 +344,7 @@ def test_tfds_source_when_nothing_is_on_disk(tmp_path):
         builder_type = type(tfds.builder("cifar100", data_dir=str(tmp_path)))
         with mock.patch.object(builder_type, "is_prepared", return_value=True):
             train, _, _, info = zdata.load(
-                "cifar100", data_dir=tmp_path, tfds_dir=tmp_path, val_split=0.0, batch_size=8
+                "cifar100", tfds_dir=tmp_path, val_split=0.0, batch_size=8
             )
     assert info.source == "tfds:cifar100" and info.num_classes == 100
     assert info.num_examples["train"] == 40

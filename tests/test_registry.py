@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import pytest
@@ -184,3 +186,16 @@ def test_every_cli_reports_misuse_in_one_line_with_status_2(module, argv, capsys
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("python -m ")
+
+
+def _readme_samples() -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("needle", ["zoo.list_models()", "model.compile("])
+def test_readme_samples_run_as_written(needle, tmp_path, monkeypatch):
+    """The samples that need no data folder; the others are the tests' own calls."""
+    (sample,) = [s for s in _readme_samples() if needle in s]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(sample, "README.md", "exec"), {})  # noqa: S102

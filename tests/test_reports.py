@@ -340,3 +340,41 @@ def test_surface_cli_writes_the_line(runs, tmp_path, capsys):
     line = pd.read_csv(tmp_path / "line.csv")
     assert list(line["alpha"]) == [-1.0, 0.0, 1.0] and line["loss"].notna().all()
     assert not (tmp_path / "surface.csv").exists()  # one direction only
+
+
+def test_damaged_run_folders_are_listed_and_the_rest_is_built(runs, tmp_path):
+    import keras
+
+    root = tmp_path / "runs"
+    shutil.copytree(runs, root)
+    good = sorted(root.glob("lenet-*"))[0]
+    damaged = {
+        "garbage-history": lambda p: (p / "history.csv").write_bytes(b"\x00\xff garbage"),
+        "corrupt-model": lambda p: (p / "best.keras").write_bytes(b"PK\x03\x04 truncated"),
+        # A Lambda layer carries Python code: safe_mode refuses to load it.
+        "unsafe-model": lambda p: keras.Sequential(
+            [keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)]
+        ).save(p / "best.keras"),
+    }
+    for name, damage in damaged.items():
+        shutil.copytree(good, root / name)
+        damage(root / name)
+    report = build([str(root)], tmp_path / "report", verbose=False)
+    reasons = dict(report.skipped)
+    for name in damaged:
+        assert reasons[str(root / name)].startswith("unreadable"), reasons
+    assert len(report.runs) == 5 and (report.out / "index.html").is_file()
+    assert "unsafe-model" in (report.out / "index.html").read_text()  # listed there too
+
+
+def test_the_ablation_averages_only_runs_that_differ_in_the_seed(runs):
+    frame, _ = gather(find_runs([str(runs / "mlp_mnist-*")])[0])
+    longer = frame[frame["seed"] == 0].copy()
+    longer["epochs"], longer["seed"] = 60, 7
+    longer["settings"] = [s.replace('"epochs": 2', '"epochs": 60') for s in longer["settings"]]
+    longer["test_accuracy"] = 0.5
+    table = ablation_table(pd.concat([frame, longer], ignore_index=True))
+    cells = table.loc["mlp_mnist"]
+    assert not any("(3)" in c for c in cells)  # 60 epochs and 2 epochs are not one cell
+    assert any(c.endswith("(2)") for c in cells)  # the two seeds of 2 epochs still are
+    assert any("epochs=60" in column for column in table.columns), list(table.columns)

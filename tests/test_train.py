@@ -178,18 +178,20 @@ def test_the_schedule_reaches_the_optimizer(data_dir, tmp_path):
 
 
 def test_plateau_lowers_the_lr(data_dir, tmp_path):
-    # lr 0 from the second epoch on: val accuracy cannot improve, so the plateau rule fires.
+    # At lr 1e-12 the weights stay put, so val accuracy cannot improve and the rule fires after
+    # each epoch without gain (patience 1): the rate halves from the third epoch on.
     run = train(
-        _tiny(data_dir, epochs=4, schedule="plateau", lr_patience=1, gamma=0.5, lr=0.0),
+        _tiny(data_dir, epochs=4, schedule="plateau", lr_patience=1, gamma=0.5, lr=1e-12),
         tmp_path,
         verbose=0,
     )
     assert run.metrics["epochs_run"] == 4  # a plateau only lowers the lr, it never stops
+    assert run.history["lr"].tolist() == pytest.approx([1e-12, 1e-12, 5e-13, 2.5e-13])
 
 
 def test_early_stopping_stops_and_restores_the_best(data_dir, tmp_path):
-    # The lr drops to zero after the first epoch (gamma 0), so nothing improves afterwards.
-    config = _tiny(data_dir, epochs=10, schedule="exponential", gamma=0.0, early_stopping=2)
+    # The lr drops to almost nothing after the first epoch, so nothing improves afterwards.
+    config = _tiny(data_dir, epochs=10, schedule="exponential", gamma=1e-12, early_stopping=2)
     run = train(config, tmp_path, verbose=0)
     assert run.metrics["stop_reason"] == "early_stopping"
     assert run.metrics["epochs_run"] == 3
@@ -222,17 +224,20 @@ def test_set_toggles_reach_the_model(data_dir, tmp_path, capsys):
     assert "test" in capsys.readouterr().out
 
 
-def test_two_runs_into_one_out_never_clobber(data_dir, tmp_path):
+def test_the_same_settings_reuse_a_finished_run_and_never_clobber_a_held_one(data_dir, tmp_path):
     first = train(_tiny(data_dir, epochs=1), tmp_path, verbose=0)
-    second = train(_tiny(data_dir, epochs=1), tmp_path, verbose=0)
-    assert first.path != second.path and second.path.name.endswith("-2")
-    # A run another process holds is left alone too.
-    held = tmp_path / f"{first.path.name}-3"
+    modified = (first.path / "best.keras").stat().st_mtime_ns
+    again = train(_tiny(data_dir, epochs=1), tmp_path, verbose=0)
+    assert again.path == first.path and again.metrics == first.metrics  # read back, not retrained
+    assert (first.path / "best.keras").stat().st_mtime_ns == modified
+    # A folder another process holds is left alone: the run takes the next free name.
+    other = _tiny(data_dir, epochs=1, seed=1)
+    held = tmp_path / f"{first.path.name.rsplit('-', 1)[0]}-{_digest(other)}"
     held.mkdir()
     with open(held / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        third = train(_tiny(data_dir, epochs=1), tmp_path, verbose=0)
-    assert third.path.name.endswith("-4")
+        second = train(other, tmp_path, verbose=0)
+    assert second.path.name == f"{held.name}-2"
     assert Run.read(first.path).metrics == first.metrics
 
 
@@ -272,7 +277,9 @@ def test_cli_misuse_exits_2_with_one_line(args, message, capsys):
 
 def test_cli_data_not_found_and_wrong_resume_model(data_dir, tmp_path):
     missing = _cli("basic_cnn", "--data-dir", str(tmp_path), "--out", str(tmp_path / "runs"))
-    assert missing.returncode == 2 and "No cifar10 data found" in missing.stderr
+    assert missing.returncode == 2 and "No cifar10 data in data_dir" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr  # no start-up lines
+    assert not list((tmp_path / "runs").glob("*"))  # no empty run folder left behind
     run = train(_tiny(data_dir, epochs=1), tmp_path / "runs", verbose=0)
     wrong = _cli("lenet", "--resume", str(run.path))
     assert wrong.returncode == 2 and "holds a mlp_mnist run, not lenet" in wrong.stderr
@@ -367,9 +374,43 @@ def test_mirrored_strategy_on_two_logical_cpus(data_dir, tmp_path):
     assert "REPLICAS 2" in out.stdout
 
 
-def test_time_limit_stops_with_its_reason(data_dir, tmp_path):
+def test_time_limit_stops_inside_the_first_epoch(data_dir, tmp_path):
     run = train(_tiny(data_dir, epochs=20, time_limit=1e-6), tmp_path, verbose=0)
-    assert run.metrics["stop_reason"] == "time_limit" and run.metrics["epochs_run"] == 1
+    assert run.metrics["stop_reason"] == "time_limit" and run.metrics["epochs_run"] == 0
+    # Nothing of the unfinished epoch is kept, and no weights of it pass for the best.
+    assert not (run.path / "history.csv").exists() and not (run.path / "best.keras").exists()
+    assert "test" not in run.metrics and run.metrics["best_epoch"] is None
+
+
+def test_time_limit_inside_an_epoch_keeps_the_last_epoch_and_resume_continues(
+    data_dir, tmp_path, monkeypatch
+):
+    from zoo.train import callbacks
+
+    whole = train(_tiny(data_dir, epochs=3), tmp_path / "whole", verbose=0)
+
+    def begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def step(self, batch, logs=None):
+        if self.epoch == 1 and batch >= 1:  # the limit passes inside the second epoch
+            raise callbacks.TimeLimitReached("time limit")
+
+    monkeypatch.setattr(callbacks.TimeLimit, "on_epoch_begin", begin, raising=False)
+    monkeypatch.setattr(callbacks.TimeLimit, "on_train_batch_end", step)
+    config = _tiny(data_dir, epochs=3, time_limit=60.0)
+    stopped = train(config, tmp_path / "limited", verbose=0)
+    assert stopped.metrics["stop_reason"] == "time_limit" and stopped.metrics["epochs_run"] == 1
+    assert (stopped.path / "backup").is_dir()  # the last finished epoch, to continue from
+    # The same command reads the stopped run back; --resume continues it.
+    assert train(config, tmp_path / "limited", verbose=0).metrics == stopped.metrics
+    monkeypatch.undo()
+    done = resume(stopped.path, verbose=0)
+    assert done.metrics["stop_reason"] == "completed" and done.metrics["epochs_run"] == 3
+    pd.testing.assert_frame_equal(
+        done.history.drop(columns="seconds"), whole.history.drop(columns="seconds")
+    )
+    assert done.metrics["test"] == whole.metrics["test"]
 
 
 def test_list_prints_every_recipe(capsys):

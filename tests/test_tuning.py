@@ -191,6 +191,31 @@ def test_a_finished_search_reruns_as_a_no_op_and_settings_are_kept(data_dir, tmp
     assert all(p.stat().st_mtime != t for p, t in mtimes.items())  # trained afresh
 
 
+class _Killed(BaseException):
+    """Stands for a kill: neither Keras Tuner nor the trainer catches it."""
+
+
+def test_a_trial_killed_before_the_oracle_recorded_it_is_not_trained_again(
+    data_dir, tmp_path, monkeypatch
+):
+    from tuning.tuner import ZooTuner
+
+    common = dict(epochs=1, subset=5, data_dir=str(data_dir), fixed={"gamma": 0.5}, verbose=False)
+
+    def killed(self, trial):  # the run folder is finished; the oracle has not heard of it
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(ZooTuner, "on_trial_end", killed)
+        with pytest.raises(_Killed):
+            tuning.run_search("mlp_mnist_gamma", tmp_path, **common)
+    (best,) = tmp_path.glob("mlp_mnist_gamma-grid/trial_*/*/best.keras")
+    trained = best.stat().st_mtime_ns
+    result = tuning.run_search("mlp_mnist_gamma", tmp_path, **common)
+    assert len(result.trials) == 1 and set(result.trials["status"]) == {"COMPLETED"}
+    assert [p.stat().st_mtime_ns for p in result.path.glob("trial_*/*/best.keras")] == [trained]
+
+
 @pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband"])
 def test_other_tuners(tuner, data_dir, tmp_path):
     result = tuning.run_search(

@@ -1,81 +1,259 @@
 """`python -m zoo.bench MODEL`: training and inference speed of a model, and where time goes.
 
-Prints images/s and ms per step (median of timed windows after a warm-up) for the model's home
-shape, fed (1) from one batch of in-memory tensors and (2) from the real `zoo.data` pipeline
-with the recipe's augmentation, the pipeline's cost as the gap between them; inference
-images/s; the FLOP/s achieved, as a fraction of what a large matmul reaches on the same
-device (the practical ceiling); and peak memory. `--profile DIR` also traces a few training
-steps with TensorFlow's profiler and prints the ops that took the time.
+Prints images/s and ms per step (median of timed windows after a warm-up, with the range over
+the windows) for the model's home shape, fed (1) from one batch of in-memory tensors and (2)
+from the real `zoo.data` pipeline with the recipe's augmentation, the pipeline's cost as the
+gap between them; inference images/s; the FLOP/s achieved, as a fraction of what a large
+matmul reaches on the same device (the practical ceiling); and peak memory. `--torch` trains
+the model's PyTorch twin in windows that alternate with the Keras ones and prints the ratio
+over the paired windows; `--profile DIR` traces a few training steps with TensorFlow's
+profiler and prints the ops that took the time.
+
+Every run names the CPU and its vector extensions and measures, from /proc/stat, the CPU that
+other processes took during each timed window: a neighbour slows the frameworks unequally
+(PyTorch's CPU threads lose far more than TensorFlow's), so above `BUSY_CORES` the figures
+are flagged as not reliable.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
+import os
+import platform
 import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
-import numpy as np
-import tensorflow as tf
-
-import zoo
-import zoo.data
 from zoo.cli import Parser
-from zoo.recipes import RunConfig, parse_set, recipe
-from zoo.train import compile_model, forward_flops, steps_per_execution
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from zoo.recipes import RunConfig
+
+# Other processes' CPU (in cores, averaged over a section's timed windows) above which the
+# figures are flagged. Both frameworks spread each op over every core and wait for the slowest
+# thread, so a neighbour's fifth of a core already shows (a tenth of the 2-core machines here).
+BUSY_CORES = 0.2
+_TICK = 1 / os.sysconf("SC_CLK_TCK")  # the unit of /proc/stat and /proc/self/stat
+_LABELS = {"in_memory": "in-memory", "torch": "pytorch twin", "inference": "inference",
+           "pipeline": "real pipeline"}  # fmt: skip
+# (flag in /proc/cpuinfo, label): x86 "flags", then Arm "Features".
+_AVX512 = (("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16"), ("avx512_fp16", "FP16"))
+_AMX = (("amx_bf16", "BF16"), ("amx_int8", "INT8"), ("amx_fp16", "FP16"))
+_ARM = (("asimd", "NEON"), ("sve", "SVE"), ("sve2", "SVE2"), ("bf16", "BF16"), ("i8mm", "I8MM"))
+
+
+# The machine: what it is and who else uses it. Here rather than in a module of its own
+# because the benchmark is its only user; it is most of why this file passes 500 lines.
+
+
+def _cpus() -> set[int]:
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+
+
+def vector_extensions(flags: set[str]) -> str:
+    """Summarizes a CPU's vector extensions from its /proc/cpuinfo flags.
+
+    For example `AVX2+FMA, AVX-512 (VNNI, BF16), AMX (BF16, INT8)`, or `AVX2+FMA, no AVX-512`.
+    """
+    parts = []
+    if "avx2" in flags:
+        parts.append("AVX2+FMA" if "fma" in flags else "AVX2")
+    elif "avx" in flags:
+        parts.append("AVX, no AVX2")
+    if "avx512f" in flags:
+        subsets = [label for flag, label in _AVX512 if flag in flags]
+        parts.append("AVX-512" + (f" ({', '.join(subsets)})" if subsets else ""))
+    elif "avx" in flags:
+        parts.append("no AVX-512")
+    if "amx_tile" in flags:
+        subsets = [label for flag, label in _AMX if flag in flags]
+        parts.append("AMX" + (f" ({', '.join(subsets)})" if subsets else ""))
+    parts += [label for flag, label in _ARM if flag in flags]
+    return ", ".join(parts) or "no vector extensions listed"
+
+
+def cpu_description(cpuinfo: str | None = None) -> dict[str, Any]:
+    """The CPU's name, the cores this process may use, and its vector extensions.
+
+    Args:
+        cpuinfo: The text of /proc/cpuinfo; None reads it (empty where there is none).
+
+    Returns:
+        `{"model": "AMD EPYC 7B13", "cores": 2, "vector": "AVX2+FMA, no AVX-512"}`.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip().lower(), value.strip())
+    name = fields.get("model name") or fields.get("hardware") or platform.processor()
+    flags = set((fields.get("flags") or fields.get("features") or "").split())
+    return {
+        "model": name or platform.machine() or "unknown CPU",
+        "cores": len(_cpus()) or os.cpu_count(),
+        "vector": vector_extensions(flags),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuSample:
+    """A moment's clock and CPU counters, in seconds (NaN where /proc cannot be read)."""
+
+    wall: float  # time.perf_counter()
+    busy: float  # non-idle CPU time of the cores this process may run on, every process's
+    own: float  # this process's CPU time, all threads
+
+
+def cpu_sample(stat: str | None = None, own_stat: str | None = None) -> CpuSample:
+    """Reads the machine's busy CPU time (/proc/stat) and this process's (/proc/self/stat).
+
+    Busy time is user, nice, system, irq, softirq and steal (the hypervisor giving the core to
+    another machine counts as a neighbour too), summed over the cores in this process's
+    affinity mask. Both files count in clock ticks (10 ms).
+
+    Args:
+        stat: The text of /proc/stat; None reads it.
+        own_stat: The text of /proc/self/stat; None reads it.
+    """
+    wall = time.perf_counter()
+    try:
+        stat = Path("/proc/stat").read_text() if stat is None else stat
+        own_stat = Path("/proc/self/stat").read_text() if own_stat is None else own_stat
+    except OSError:
+        return CpuSample(wall, math.nan, math.nan)
+    cpus, ticks = _cpus(), 0
+    for line in stat.splitlines():
+        name, *values = line.split() or [""]
+        if name.startswith("cpu") and name[3:].isdigit() and (not cpus or int(name[3:]) in cpus):
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, values[:8])
+            ticks += user + nice + system + irq + softirq + steal  # guest is within user
+    fields = own_stat.rsplit(")", 1)[1].split()  # after "pid (comm)", which may hold spaces
+    utime, stime = int(fields[11]), int(fields[12])
+    return CpuSample(wall, ticks * _TICK, (utime + stime) * _TICK)
+
+
+def other_cpu_seconds(before: CpuSample, after: CpuSample) -> float:
+    """CPU seconds that other processes took between two samples: the machine's less ours."""
+    return (after.busy - before.busy) - (after.own - before.own)
+
+
+class Watch:
+    """Times windows (`start` ... `stop`) and the CPU that other processes take in each."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.other_seconds: list[float] = []
+
+    def start(self) -> None:
+        self._before = cpu_sample()
+
+    def stop(self) -> None:
+        after = cpu_sample()
+        self.seconds.append(after.wall - self._before.wall)
+        self.other_seconds.append(other_cpu_seconds(self._before, after))
 
 
 @dataclasses.dataclass(frozen=True)
 class Speed:
-    """Median training speed over timed windows."""
+    """Speed over timed windows (the first, a warm-up, left out), and others' CPU in them.
+
+    Attributes:
+        images_per_second: Of the median window.
+        ms_per_step: Of the median window.
+        window_images_per_second: Each timed window's, in the order they ran.
+        other_cores: Cores other processes used during each timed window.
+        other_cores_mean: Over all timed windows (others' CPU time / timed time).
+        resolution: How far `other_cores_mean` may be off (two standard deviations):
+            /proc/stat counts whole clock ticks per core, so short windows read coarsely.
+    """
 
     images_per_second: float
     ms_per_step: float
+    window_images_per_second: tuple[float, ...]
+    other_cores: tuple[float, ...]
+    other_cores_mean: float
+    resolution: float
 
 
-class _WindowTimer(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.times.append(time.perf_counter() - self._start)
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.times: list[float] = []
+def speed(watch: Watch, batch: int, steps: int) -> Speed:
+    """The `Speed` of a watch's windows of `steps` steps of `batch` images; window 0 warms up."""
+    seconds, others = watch.seconds[1:], watch.other_seconds[1:]
+    median = statistics.median(seconds)
+    # Each counter is read to a tick, so a window's count of one is off by up to a tick
+    # either way (standard deviation tick / sqrt(6)): one per core, and our own.
+    counters = (len(_cpus()) or os.cpu_count() or 1) + 1
+    return Speed(
+        images_per_second=batch * steps / median,
+        ms_per_step=1000 * median / steps,
+        window_images_per_second=tuple(batch * steps / s for s in seconds),
+        other_cores=tuple(o / s for o, s in zip(others, seconds, strict=True)),
+        other_cores_mean=sum(others) / sum(seconds),
+        resolution=2 * _TICK * math.sqrt(counters * len(seconds) / 6) / sum(seconds),
+    )
 
 
 def measure(
-    model: keras.Model, data: tf.data.Dataset, batch: int, steps: int, windows: int
-) -> Speed:
-    """Trains on `data` for one warm-up window and `windows` timed ones of `steps` steps each."""
-    timer = _WindowTimer()
+    model: keras.Model, data: tf.data.Dataset, batch: int, steps: int, windows: int,
+    between: Callable[[], None] | None = None,
+) -> Speed:  # fmt: skip
+    """Trains on `data` for one warm-up window and `windows` timed ones of `steps` steps each.
+
+    `between` runs after each window, outside it (`bench` times the PyTorch twin there, so
+    the two frameworks' windows alternate).
+    """
+    import keras
+
+    watch = Watch()
+
+    class Windows(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            watch.start()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            watch.stop()
+            if between is not None:
+                between()
+
     model.fit(
-        data, epochs=windows + 1, steps_per_epoch=steps, callbacks=[timer], shuffle=False, verbose=0
-    )
-    median = statistics.median(timer.times[1:])
-    return Speed(batch * steps / median, 1000 * median / steps)
+        data, epochs=windows + 1, steps_per_epoch=steps, callbacks=[Windows()], shuffle=False,
+        verbose=0,
+    )  # fmt: skip
+    return speed(watch, batch, steps)
 
 
 def measure_inference(
     model: keras.Model, x: tf.Tensor, batch: int, steps: int, windows: int
 ) -> Speed:
-    """`model.predict` over `steps` copies of the batch `x`; median of the timed windows."""
+    """`model.predict` over `steps` copies of the batch `x`; one warm-up, `windows` timed."""
+    import tensorflow as tf
+
     data = tf.data.Dataset.from_tensors(x).repeat(steps)
-    times = []
+    watch = Watch()
     for _ in range(windows + 1):
-        start = time.perf_counter()
+        watch.start()
         model.predict(data, verbose=0)
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times[1:])
-    return Speed(batch * steps / median, 1000 * median / steps)
+        watch.stop()
+    return speed(watch, batch, steps)
 
 
 def matmul_ceiling(dtype: str = "float32", n: int = 2048, repeats: int = 5) -> float:
     """FLOP/s of an `n` x `n` matmul on the default device: the practical ceiling of a step."""
+    import tensorflow as tf
+
     a = tf.random.normal((n, n), dtype=dtype)
     product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)))
     product().numpy()
@@ -93,6 +271,7 @@ def profile(
     """Traces `steps` training steps into `folder` (TensorBoard's profile plugin reads it) and
     returns the `top` op types by their share of op time on the host.
     """
+    import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)  # warm
@@ -120,6 +299,32 @@ def profile(
     return [(kind, share / total) for kind, share in ranked]
 
 
+def _twin(
+    config: RunConfig, shape: tuple[int, int, int], params: int, steps: int
+) -> tuple[Watch, Callable[[], None]]:
+    """The PyTorch twin's watch, and a function that runs and times one window of it."""
+    from zoo import twins
+
+    twin = twins.build_twin(config.model, config.model_kwargs)
+    if twins.trainable_params(twin) != params:
+        raise ValueError(
+            f"{config.model}: the PyTorch twin has {twins.trainable_params(twin):,} "
+            f"trainable parameters, the Keras model {params:,}."
+        )
+    train = twins.trainer(
+        twin, shape, config.batch_size, config.optimizer, config.lr,
+        config.label_smoothing, config.model_kwargs.get("weight_decay", 0.0),
+    )  # fmt: skip
+    watch = Watch()
+
+    def window() -> None:
+        watch.start()
+        train(steps)
+        watch.stop()
+
+    return watch, window
+
+
 def bench(
     config: RunConfig,
     *,
@@ -131,24 +336,32 @@ def bench(
 ) -> dict[str, Any]:
     """Measures a run configuration's training speed; returns the figures as a dict.
 
-    With `torch`, also the model's PyTorch twin (`zoo.twins`) on the same in-memory batch,
-    in the same process, and the Keras / PyTorch ratio of training images/s.
+    With `torch`, also the model's PyTorch twin (`zoo.twins`) on the same in-memory batch, in
+    the same process, its windows alternating with the Keras ones (Keras, PyTorch, Keras, ...),
+    and the Keras / PyTorch ratio of training images/s over each pair of windows.
+    `figures["busy"]` says whether other processes took more than `BUSY_CORES` during any
+    section's timed windows; the figures are not reliable then.
 
     Raises:
         ValueError: `torch` for a model without a twin, or a twin whose parameter count
             differs from the Keras model's.
         ModuleNotFoundError: `torch` without PyTorch installed.
     """
-    if torch:  # a model without a twin fails before anything is measured
-        from zoo import twins
+    import keras
+    import numpy as np
+    import tensorflow as tf
 
-        twin = twins.build_twin(config.model, config.model_kwargs)
+    import zoo
+    import zoo.data
+    from zoo.train import compile_model, forward_flops, steps_per_execution
+
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(config.precision)
     info = zoo.describe(config.model)
-    shape, classes = info.input_shape, info.num_classes
+    shape, classes, batch = info.input_shape, info.num_classes, config.batch_size
     model = zoo.build(config.model, input_shape=shape, num_classes=classes, **config.model_kwargs)
-    batch = config.batch_size
+    params = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    twin_watch, twin_window = _twin(config, shape, params, steps) if torch else (None, None)
     per_call = config.steps_per_execution or steps_per_execution(model, batch, steps)
     compile_model(model, config, per_call)
     rng = np.random.default_rng(0)
@@ -157,29 +370,11 @@ def bench(
     if config.label_smoothing:
         y = tf.one_hot(y, classes)
     in_memory = tf.data.Dataset.from_tensors((x, y)).repeat()
-    memory = measure(model, in_memory, batch, steps, windows)
-    inference = measure_inference(model, x, batch, steps, windows)
-    flops = forward_flops(model)
-    ceiling = matmul_ceiling(keras.mixed_precision.global_policy().compute_dtype)
-    figures: dict[str, Any] = {
-        "model": config.model,
-        "params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-        "batch": batch,
-        "steps_per_execution": per_call,
-        "precision": config.precision,
-        "jit": config.jit,
-        "device": ", ".join(d.name for d in tf.config.list_logical_devices() if "CPU" not in d.name)
-        or "CPU",
-        "in_memory": dataclasses.asdict(memory),
-        "inference": dataclasses.asdict(inference),
-        "forward_flops": flops,
-        "matmul_flops_per_second": ceiling,
-        # A training step is counted as three forward passes (see zoo.train.forward_flops).
-        "train_flop_fraction": 3 * flops * memory.images_per_second / ceiling,
-        "inference_flop_fraction": flops * inference.images_per_second / ceiling,
-    }
+    sections = {"in_memory": measure(model, in_memory, batch, steps, windows, twin_window)}
+    if twin_watch:
+        sections["torch"] = speed(twin_watch, batch, steps)
+    sections["inference"] = measure_inference(model, x, batch, steps, windows)
     if pipeline:
-        n_steps = steps * (windows + 1)
         train, *_ = zoo.data.load(
             config.home_dataset, data_dir=config.data_dir, batch_size=batch,
             augment=config.augment, normalize=config.normalize, seed=config.seed,
@@ -187,22 +382,43 @@ def bench(
         )  # fmt: skip
         if config.label_smoothing:
             train = train.map(lambda a, b: (a, tf.one_hot(b, classes)))
-        real = measure(model, train.take(n_steps), batch, steps, windows)
-        figures["pipeline"] = dataclasses.asdict(real)
-        figures["pipeline_cost"] = 1 - real.images_per_second / memory.images_per_second
-    if torch:
-        if twins.trainable_params(twin) != figures["params"]:
-            raise ValueError(
-                f"{config.model}: the PyTorch twin has {twins.trainable_params(twin):,} "
-                f"trainable parameters, the Keras model {figures['params']:,}."
-            )
-        figures["torch"] = twins.measure_twin(
-            twin, shape, batch, steps, windows, config.optimizer, config.lr,
-            config.label_smoothing, config.model_kwargs.get("weight_decay", 0.0),
-        )  # fmt: skip
-        figures["keras_over_torch"] = (
-            memory.images_per_second / figures["torch"]["images_per_second"]
-        )
+        train = train.take(steps * (windows + 1))
+        sections["pipeline"] = measure(model, train, batch, steps, windows)
+    memory, inference = sections["in_memory"], sections["inference"]
+    flops = forward_flops(model)
+    ceiling = matmul_ceiling(keras.mixed_precision.global_policy().compute_dtype)
+    devices = [d.name for d in tf.config.list_logical_devices() if "CPU" not in d.name]
+    figures: dict[str, Any] = {
+        "model": config.model,
+        "params": params,
+        "batch": batch,
+        "steps_per_execution": per_call,
+        "precision": config.precision,
+        "jit": config.jit,
+        "device": ", ".join(devices) or "CPU",
+        "cpu": cpu_description(),
+        **{key: dataclasses.asdict(section) for key, section in sections.items()},
+        "forward_flops": flops,
+        "matmul_flops_per_second": ceiling,
+        # A training step is counted as three forward passes (see zoo.train.forward_flops).
+        "train_flop_fraction": 3 * flops * memory.images_per_second / ceiling,
+        "inference_flop_fraction": flops * inference.images_per_second / ceiling,
+        # Other processes' CPU, in cores, over each section's timed windows.
+        "other_cores": {key: section.other_cores_mean for key, section in sections.items()},
+        "contention": {
+            key: load_state(section.other_cores_mean, section.resolution)
+            for key, section in sections.items()
+        },
+    }
+    if pipeline:
+        real = sections["pipeline"].images_per_second
+        figures["pipeline_cost"] = 1 - real / memory.images_per_second
+    if torch:  # the ratio of each Keras window to the PyTorch window right after it
+        twin = sections["torch"].window_images_per_second
+        ratios = [k / t for k, t in zip(memory.window_images_per_second, twin, strict=True)]
+        figures["keras_over_torch_windows"] = ratios
+        figures["keras_over_torch"] = statistics.median(ratios)
+    figures["busy"] = "busy" in figures["contention"].values()
     if profile_dir:
         figures["profile"] = profile(model, in_memory, steps, profile_dir)
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -212,29 +428,88 @@ def bench(
     return figures
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Runs the benchmark CLI; exit status 2 with one line on misuse."""
-    parser = Parser(prog="python -m zoo.bench", description=__doc__)
-    parser.add_argument("model")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=10, help="steps per timed window")
-    parser.add_argument("--windows", type=int, default=5, help="timed windows (median)")
-    parser.add_argument("--no-pipeline", action="store_true", help="in-memory tensors only")
-    parser.add_argument("--precision", default="float32")
-    parser.add_argument("--jit", action="store_true")
-    parser.add_argument(
-        "--steps-per-execution",
-        type=int,
-        default=0,
-        help="training steps per call (default: chosen as zoo.train does)",
+def load_state(mean: float, resolution: float) -> str:
+    """How other processes' CPU during a section's windows reads: busy, unclear or quiet.
+
+    Busy is over `BUSY_CORES` and over the measurement's resolution; unclear, a resolution too
+    coarse to tell quiet from busy (windows too short); "unmeasured" without /proc/stat.
+    """
+    if math.isnan(mean):
+        return "unmeasured"
+    if mean > BUSY_CORES and mean > resolution:
+        return "busy"
+    return "unclear" if resolution > BUSY_CORES else "quiet"
+
+
+def contention(figures: dict[str, Any]) -> str:
+    """One line on whether the machine was quiet while `bench` timed its windows."""
+    states, means = figures["contention"], figures["other_cores"]
+    busy = {key: means[key] for key, state in states.items() if state == "busy"}
+    unclear = [key for key, state in states.items() if state == "unclear"]
+    if busy:
+        each = ", ".join(f"{_LABELS[key]} {cores:.2f}" for key, cores in busy.items())
+        return (
+            f"WARNING        figures not reliable: other processes used {max(busy.values()):.2f} "
+            f"cores during the timed windows ({each}; quiet is under {BUSY_CORES})"
+        )
+    if unclear:
+        each = ", ".join(f"{_LABELS[key]} ±{figures[key]['resolution']:.2f}" for key in unclear)
+        return f"unclear        windows too short to measure others' CPU ({each}): more --steps"
+    if "unmeasured" in states.values():
+        return "unmeasured     others' CPU (no /proc/stat): the figures may hide a busy machine"
+    return (
+        f"quiet          other processes used at most {max(0.0, *means.values()):.2f} cores "
+        f"during the timed windows (busy: over {BUSY_CORES})"
     )
-    parser.add_argument("--profile", metavar="DIR",
-                        help="trace training steps into DIR and print the top ops")  # fmt: skip
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--torch", action="store_true",
-                        help="also train the model's PyTorch twin and print the ratio")  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _parser() -> Parser:
+    parser = Parser(prog="python -m zoo.bench", description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    # fmt: off
+    add("model", help="registry name of the model, e.g. vgg_a (python -m zoo list)")
+    add("--data-dir", default=None, help="data folder (default: $ZOO_DATA_DIR, then TFDS)")
+    add("--batch-size", type=_positive, default=128, help="images per step (default: 128)")
+    add("--steps", type=_positive, default=10, help="steps per timed window (default: 10)")
+    add("--windows", type=_positive, default=5,
+        help="timed windows after one warm-up; figures are their median (default: 5)")
+    add("--no-pipeline", action="store_true", help="in-memory tensors only, no real pipeline")
+    add("--precision", default="float32", help="float32 (default), mixed_float16, mixed_bfloat16")
+    add("--jit", action="store_true", help="compile the training step with XLA")
+    add("--steps-per-execution", type=int, default=0,
+        help="training steps per call (default: chosen as zoo.train does)")
+    add("--profile", metavar="DIR", help="trace training steps into DIR and print the top ops")
+    add("--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a model toggle, e.g. --set bn=True (repeatable)")
+    add("--torch", action="store_true",
+        help="also train the model's PyTorch twin, alternating windows, and print the ratio")
+    # fmt: on
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the benchmark CLI; exit status 2 with one line on misuse.
+
+    The arguments are parsed before TensorFlow loads, so --help and misuse answer at once.
+    """
+    parser = _parser()
     args = parser.parse_args(argv)
+    import zoo
+
+    zoo.load()
+    from zoo.cli import parse_set
+    from zoo.recipes import recipe
+
     try:
         toggles = parse_set(args.set)
         config = recipe(
@@ -243,54 +518,69 @@ def main(argv: list[str] | None = None) -> int:
             steps_per_execution=args.steps_per_execution,
         )  # fmt: skip
         config = dataclasses.replace(config, model_kwargs={**config.model_kwargs, **toggles})
-        f = bench(
+        figures = bench(
             config, steps=args.steps, windows=args.windows, pipeline=not args.no_pipeline,
             torch=args.torch, profile_dir=args.profile,
         )  # fmt: skip
     except ModuleNotFoundError as err:
-        parser.exit(2, f"{parser.prog}: --torch needs PyTorch ({err}); pip install torch\n")
+        parser.exit(2, f"{parser.prog}: --torch needs PyTorch ({err}): pip install -e '.[bench]'\n")
     except (ValueError, TypeError, OSError) as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
-    mem = f["in_memory"]
-    print(
+    print(report(figures, args.profile))
+    return 0
+
+
+def _cores(value: float) -> str:
+    return f"{round(value, 2) + 0.0:.2f}"  # no "-0.00"
+
+
+def _speed_line(label: str, s: dict[str, Any], unit: str = "step") -> str:
+    windows = s["window_images_per_second"]
+    return (
+        f"{label:<15}{s['images_per_second']:,.1f} images/s ({min(windows):,.1f}–"
+        f"{max(windows):,.1f} over {len(windows)} windows), {s['ms_per_step']:.1f} ms/{unit}"
+    )
+
+
+def report(f: dict[str, Any], profile_dir: str | None = None) -> str:
+    """The figures of `bench` as the command prints them."""
+    cpu = f["cpu"]
+    lines = [
         f"model          {f['model']} ({f['params']:,} trainable params), batch {f['batch']}, "
-        f"{f['steps_per_execution']} steps per call"
-    )
-    print(f"device         {f['device']}, {f['precision']}{', XLA' if f['jit'] else ''}")
-    print(
-        f"in-memory      {mem['images_per_second']:,.1f} images/s, {mem['ms_per_step']:.1f} ms/step"
-    )
-    inf = f["inference"]
-    print(
-        f"inference      {inf['images_per_second']:,.1f} images/s, "
-        f"{inf['ms_per_step']:.1f} ms/batch (predict)"
-    )
-    print(
+        f"{f['steps_per_execution']} steps per call",
+        f"device         {f['device']}, {f['precision']}{', XLA' if f['jit'] else ''}",
+        f"cpu            {cpu['model']}, {cpu['cores']} cores; {cpu['vector']}",
+        _speed_line("in-memory", f["in_memory"]),
+        _speed_line("inference", f["inference"], "batch (predict)"),
         f"flop/s         train {f['train_flop_fraction']:.1%}, inference "
         f"{f['inference_flop_fraction']:.1%} of a large matmul's "
         f"{f['matmul_flops_per_second'] / 1e9:,.1f} GFLOP/s "
-        f"({f['forward_flops'] / 1e6:,.1f} MFLOP per image forward)"
-    )
+        f"({f['forward_flops'] / 1e6:,.1f} MFLOP per image forward)",
+    ]
     if "pipeline" in f:
-        real = f["pipeline"]
-        print(
-            f"real pipeline  {real['images_per_second']:,.1f} images/s, "
-            f"{real['ms_per_step']:.1f} ms/step (pipeline cost {f['pipeline_cost']:+.1%})"
+        lines.append(
+            _speed_line("real pipeline", f["pipeline"])
+            + f" (pipeline cost {f['pipeline_cost']:+.1%})"
         )
     if "torch" in f:
-        t = f["torch"]
-        print(
-            f"pytorch twin   {t['images_per_second']:,.1f} images/s, {t['ms_per_step']:.1f} ms/step"
-            f" (same {f['params']:,} trainable params, in-memory)"
-        )
-        print(f"keras/pytorch  {f['keras_over_torch']:.2f}x training images/s")
+        ratios = f["keras_over_torch_windows"]
+        lines += [
+            _speed_line("pytorch twin", f["torch"]) + f" (same {f['params']:,} params)",
+            f"keras/pytorch  {f['keras_over_torch']:.2f}x training images/s, median of "
+            f"{len(ratios)} paired windows ({min(ratios):.2f}–{max(ratios):.2f}), alternating",
+        ]
+    lines.append("others' CPU    cores used by other processes in each timed window:")
+    for key, mean in f["other_cores"].items():
+        each = " ".join(_cores(cores) for cores in f[key]["other_cores"])
+        resolution = f[key]["resolution"]
+        lines.append(f"  {_LABELS[key]:<13}{each} (mean {_cores(mean)} ±{resolution:.2f})")
+    lines.append(contention(f))
     if "profile" in f:
-        print(f"op time        (trace in {args.profile})")
-        for kind, share in f["profile"]:
-            print(f"  {share:6.1%}  {kind}")
-    print(f"peak memory    {f['peak_rss_mib']:,.0f} MiB resident", end="")
-    print(f", {f['peak_gpu_mib']:,.0f} MiB GPU" if "peak_gpu_mib" in f else "")
-    return 0
+        lines.append(f"op time        (trace in {profile_dir})")
+        lines += [f"  {share:6.1%}  {kind}" for kind, share in f["profile"]]
+    gpu = f", {f['peak_gpu_mib']:,.0f} MiB GPU" if "peak_gpu_mib" in f else ""
+    lines.append(f"peak memory    {f['peak_rss_mib']:,.0f} MiB resident{gpu}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -53,18 +53,20 @@ def parse_count(text: str) -> float | int:
     return value
 
 
-def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+def lazy_exports(package: str, exports: dict[str, str] | str) -> Callable[[str], Any]:
     """A module `__getattr__` that imports each exported name from its module on first use.
 
-    The packages whose commands run with `python -m` (zoo.train, zoo.data, tuning, reports) are
-    imported before their command parses its arguments; deferring their TensorFlow-heavy
-    modules lets --help and misuse answer at once.
+    `exports` maps names to the modules that define them, or names one module that serves
+    every name. The packages whose commands run with `python -m` (zoo.train, zoo.data,
+    tuning, reports) are imported before their command parses its arguments; deferring their
+    TensorFlow-heavy modules lets --help and misuse answer at once.
     """
 
     def __getattr__(name: str) -> Any:
-        if name not in exports:
+        module = exports if isinstance(exports, str) else exports.get(name)
+        if module is None or name.startswith("__"):
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(exports[name]), name)
+        value = getattr(importlib.import_module(module), name)
         setattr(sys.modules[package], name, value)
         return value
 

@@ -7,6 +7,7 @@ cfg = dataclasses.replace(cfg, epochs=5)        # derived, never copied
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -23,6 +24,25 @@ Strategy = Literal["default", "mirrored", "multiworker"]
 DEFAULT_MOMENTUM = {"momentum": 0.9, "rmsprop": 0.0}
 # The format of config.json that `zoo.train` writes; `migrate` reads every earlier one.
 CONFIG_FORMAT = 2
+
+
+# Settings with a range, checked before any time is spent: (name, low, high, low excluded).
+_RANGES: tuple[tuple[str, float, float | None, bool], ...] = (
+    ("epochs", 1, None, False),
+    ("batch_size", 1, None, False),
+    ("lr", 0, None, True),
+    ("momentum", 0, 1, False),
+    ("rho", 0, 1, False),
+    ("decoupled_decay", 0, None, False),
+    ("step_size", 1, None, False),
+    ("gamma", 0, None, True),
+    ("lr_patience", 0, None, False),
+    ("min_lr", 0, None, False),
+    ("label_smoothing", 0, 1, False),
+    ("early_stopping", 0, None, False),
+    ("time_limit", 0, None, False),
+    ("val_split", 0, 1, False),
+)
 
 
 @dataclass(frozen=True)
@@ -119,10 +139,16 @@ class RunConfig:
         for f in dataclasses.fields(self):
             if f.name != "model_kwargs":
                 registry.check_type("run", f.name, getattr(self, f.name), hints[f.name])
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(
-                f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}."
-            )
+        for name, low, high, low_open in _RANGES:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            inside = math.isfinite(value) and (value > low if low_open else value >= low)
+            if not (inside and (high is None or value < high)):
+                bound = f"{'>' if low_open else '>='} {low:g}" + (
+                    f" and < {high:g}" if high is not None else ""
+                )
+                raise ValueError(f"{name} must be a number {bound}, got {value!r}.")
         if self.steps_per_execution < 0:
             raise ValueError(
                 f"steps_per_execution must be >= 0 (0: chosen from the model's size), "

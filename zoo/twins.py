@@ -1,15 +1,19 @@
 """PyTorch twins of the zoo's MLP and S1 models, for `python -m zoo.bench MODEL --torch`.
 
-Benchmark-only (`pip install torch`): each twin has the same layers and exactly the same
-trainable-parameter count as the Keras model with its default toggles, built from the same
-spec table, so the two frameworks' training speed can be compared side by side in one run.
+Benchmark-only (`pip install -e ".[bench]"`; the default CI does not install PyTorch, so the
+tests of this module skip there). Each twin computes the same function as the Keras model with
+the same toggles, built from the same spec table: the same layers and trainable-parameter count,
+the same padding (Keras's "same" pads a strided 3x3 convolution on the bottom and right only),
+BatchNormalization with Keras's epsilon (1e-3) and momentum (0.99, PyTorch's 0.01), and its
+modules named after the Keras layers (`s1_b1.c1_conv` is `s1_b1_c1_conv`). `copy_weights` loads
+a Keras model's weights into its twin; the tests check that both then output the same logits.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
-import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,6 +21,8 @@ import numpy as np
 from zoo.models.vgg import SPECS
 
 TWINS = ("mlp_mnist", "basic_cnn", "improved_cnn", "resnet_cnn", "vgg_a")
+# Keras's BatchNormalization defaults; PyTorch's momentum weighs the new batch, Keras's the old.
+_BN = {"eps": 1e-3, "momentum": 0.01}
 
 
 def build_twin(model: str, toggles: dict[str, Any] | None = None) -> Any:
@@ -37,65 +43,151 @@ def build_twin(model: str, toggles: dict[str, Any] | None = None) -> Any:
             f"(toggles: {', '.join(sorted(supported))})."
         )
     if model == "mlp_mnist":
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 1000), nn.LeakyReLU(0.01),
-                             nn.Linear(1000, 10))  # fmt: skip
+        layers = [("flatten", nn.Flatten())]
+        layers += _dense(nn, "fc1", 784, 1000, toggles.get("bn", False), nn.LeakyReLU(0.01))
+        return nn.Sequential(OrderedDict([*layers, ("logits", nn.Linear(1000, 10))]))
     if model == "resnet_cnn":
-        return _resnet(nn)
+        return _resnet(nn, toggles.get("bn", True))
     head = {"basic_cnn": ((512,), False, 0.0), "improved_cnn": ((1024,), True, 0.5),
             "vgg_a": ((512, 512), False, 0.0)}[model]  # fmt: skip
     bn = toggles.get("bn", model == "improved_cnn")
     return _plain(nn, model, bn, *head)
 
 
+def _conv(nn: Any, name: str, cin: int, cout: int, bn: bool, act: Any = None, **conv: Any) -> list:
+    layers = [(f"{name}_conv", nn.Conv2d(cin, cout, **conv))]
+    layers += [(f"{name}_bn", nn.BatchNorm2d(cout, **_BN))] if bn else []
+    return layers + ([(f"{name}_act", act)] if act is not None else [])
+
+
+def _dense(nn: Any, name: str, cin: int, units: int, bn: bool, act: Any) -> list:
+    layers = [(name, nn.Linear(cin, units))]
+    layers += [(f"{name}_bn", nn.BatchNorm1d(units, **_BN))] if bn else []
+    return layers + [(f"{name}_act", act)]
+
+
 def _plain(nn: Any, name: str, bn: bool, hidden: tuple, head_bn: bool, dropout: float) -> Any:
-    layers, channels, size = [], 3, 32
+    layers, channels, size, stage, conv = [], 3, 32, 1, 1
     for item in SPECS[name]:
         if item == "M":
-            layers.append(nn.MaxPool2d(2, ceil_mode=True))  # Keras "same" pooling
-            size = math.ceil(size / 2)
+            layers.append((f"s{stage}_pool", nn.MaxPool2d(2, ceil_mode=True)))  # Keras "same"
+            size, stage, conv = math.ceil(size / 2), stage + 1, 1
             continue
-        layers += [nn.Conv2d(channels, item, 3, padding=1)]
-        layers += [nn.BatchNorm2d(item)] if bn else []
-        layers += [nn.ReLU()]
-        channels = item
-    layers.append(nn.Flatten())
+        layers += _conv(nn, f"s{stage}_{conv}", channels, item, bn, nn.ReLU(),
+                        kernel_size=3, padding=1)  # fmt: skip
+        channels, conv = item, conv + 1
+    layers.append(("flatten", nn.Flatten()))
     features = channels * size * size
-    for units in hidden:
-        layers.append(nn.Linear(features, units))
-        layers += [nn.BatchNorm1d(units)] if head_bn else []
-        layers.append(nn.ReLU())
-        layers += [nn.Dropout(dropout)] if dropout else []
+    for i, units in enumerate(hidden, start=1):
+        layers += _dense(nn, f"fc{i}", features, units, head_bn, nn.ReLU())
+        layers += [(f"fc{i}_drop", nn.Dropout(dropout))] if dropout else []
         features = units
-    layers.append(nn.Linear(features, 10))
-    return nn.Sequential(*layers)
+    layers.append(("logits", nn.Linear(features, 10)))
+    return nn.Sequential(OrderedDict(layers))
 
 
-def _resnet(nn: Any) -> Any:
+def _resnet(nn: Any, bn: bool) -> Any:
+    def conv(name: str, cin: int, cout: int, size: int, stride: int, act: bool) -> list:
+        # Keras's "same" pads a strided 3x3 convolution by one row and column, bottom and right.
+        pad = [(f"{name}_pad", nn.ZeroPad2d((0, 1, 0, 1)))] if stride == 2 and size == 3 else []
+        relu = nn.ReLU() if act else None
+        return pad + _conv(nn, name, cin, cout, bn, relu, kernel_size=size, stride=stride,
+                           padding=0 if pad else size // 2, bias=not bn)  # fmt: skip
+
     class Block(nn.Module):
         def __init__(self, cin: int, cout: int, stride: int) -> None:
             super().__init__()
-            self.body = nn.Sequential(
-                nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
-            )  # fmt: skip
-            self.shortcut = (
-                nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                if stride != 1 or cin != cout
-                else nn.Identity()
+            self.body = nn.Sequential(OrderedDict(
+                conv("c1", cin, cout, 3, stride, True) + conv("c2", cout, cout, 3, 1, False)
+            ))  # fmt: skip
+            project = stride != 1 or cin != cout
+            self.shortcut = nn.Sequential(
+                OrderedDict(conv("proj", cin, cout, 1, stride, False) if project else [])
             )
-            self.act = nn.ReLU()
+            self.out = nn.ReLU()
 
         def forward(self, x: Any) -> Any:
-            return self.act(self.body(x) + self.shortcut(x))
+            return self.out(self.body(x) + self.shortcut(x))
 
-    layers = [nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
+    layers = conv("stem", 3, 64, 3, 1, True)
     channels = 64
-    for stage, width in enumerate((64, 128, 256)):
-        for block in range(2):
-            layers.append(Block(channels, width, 2 if stage and not block else 1))
+    for s, width in enumerate((64, 128, 256), start=1):
+        for b in (1, 2):
+            layers.append((f"s{s}_b{b}", Block(channels, width, 2 if s > 1 and b == 1 else 1)))
             channels = width
-    layers += [nn.AvgPool2d(2), nn.Flatten(), nn.Linear(256 * 4 * 4, 10)]
-    return nn.Sequential(*layers)
+    layers += [("pool", nn.AvgPool2d(2)), ("flatten", nn.Flatten()),
+               ("logits", nn.Linear(256 * 4 * 4, 10))]  # fmt: skip
+    return nn.Sequential(OrderedDict(layers))
+
+
+def _keras_name(module_path: str) -> str:
+    # "s1_b1.body.c1_conv" -> "s1_b1_c1_conv": the twin's containers are not Keras layers.
+    parts = [p for p in module_path.split(".") if p not in ("body", "shortcut")]
+    return "_".join(parts)
+
+
+def copy_weights(keras_model: Any, module: Any) -> None:
+    """Copies a Keras model's weights into its PyTorch twin, so both compute the same logits.
+
+    Convolution kernels go from Keras's (H, W, in, out) to PyTorch's (out, in, H, W), dense
+    kernels are transposed, and BatchNormalization copies gamma, beta, the moving statistics,
+    epsilon and momentum. Keras flattens a (H, W, C) feature map in that order, PyTorch a
+    (C, H, W) one, so the rows of the dense kernel after the flatten are permuted to match.
+
+    Args:
+        keras_model: A zoo model, as `zoo.build` returns it.
+        module: Its twin, as `build_twin` returns it for the same model and toggles.
+
+    Raises:
+        ValueError: A twin module without a Keras layer of its name, weights of another
+            shape, or a Keras layer with weights that the twin lacks.
+    """
+    import keras
+    import torch
+    from torch import nn
+
+    def put(target: Any, value: Any, where: str) -> None:
+        value = torch.from_numpy(np.ascontiguousarray(keras.ops.convert_to_numpy(value)))
+        if tuple(target.shape) != tuple(value.shape):
+            raise ValueError(
+                f"{where}: the twin's weight has shape {tuple(target.shape)}, the Keras "
+                f"layer's (converted) {tuple(value.shape)}."
+            )
+        target.copy_(value)
+
+    names = {layer.name for layer in keras_model.layers}
+    flatten = keras_model.get_layer("flatten") if "flatten" in names else None
+    copied = set()
+    with torch.no_grad():
+        for path, child in module.named_modules():
+            if not isinstance(child, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)):
+                continue
+            name = _keras_name(path)
+            if name not in names:
+                raise ValueError(f"The twin's {path!r} has no Keras layer {name!r}.")
+            layer = keras_model.get_layer(name)
+            if isinstance(child, nn.Conv2d):
+                put(child.weight, keras.ops.transpose(layer.kernel, (3, 2, 0, 1)), name)
+            elif isinstance(child, nn.Linear):
+                kernel = layer.kernel
+                if flatten is not None and layer.input is flatten.output:
+                    height, width, channels = flatten.input.shape[1:]  # Keras: rows (h, w, c)
+                    kernel = keras.ops.reshape(kernel, (height, width, channels, -1))
+                    kernel = keras.ops.reshape(
+                        keras.ops.transpose(kernel, (2, 0, 1, 3)), (height * width * channels, -1)
+                    )  # PyTorch: rows (c, h, w)
+                put(child.weight, keras.ops.transpose(kernel), name)
+            else:
+                put(child.weight, layer.gamma, name)
+                put(child.running_mean, layer.moving_mean, name)
+                put(child.running_var, layer.moving_variance, name)
+                child.eps, child.momentum = layer.epsilon, 1.0 - layer.momentum
+            if child.bias is not None:
+                put(child.bias, layer.beta if hasattr(layer, "gamma") else layer.bias, name)
+            copied.add(name)
+    missed = {layer.name for layer in keras_model.layers if layer.weights} - copied
+    if missed:
+        raise ValueError(f"The twin has no module for the Keras layers {sorted(missed)}.")
 
 
 def trainable_params(module: Any) -> int:
@@ -103,13 +195,15 @@ def trainable_params(module: Any) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def measure_twin(
-    module: Any, shape: tuple[int, int, int], batch: int, steps: int, windows: int,
-    optimizer: str, lr: float, label_smoothing: float = 0.0, weight_decay: float = 0.0,
-) -> dict[str, float]:  # fmt: skip
-    """Training images/s of a twin: the median of `windows` timed windows after a warm-up.
+def trainer(
+    module: Any, shape: tuple[int, int, int], batch: int, optimizer: str, lr: float,
+    label_smoothing: float = 0.0, weight_decay: float = 0.0,
+) -> Callable[[int], None]:  # fmt: skip
+    """A function `train(steps)` that trains a twin for `steps` steps on one random batch.
 
-    `weight_decay` is the model's L2 (PyTorch's coupled decay); AdamW keeps its own 5e-4.
+    It returns once the last step has finished; `zoo.bench` times it. `shape` is the Keras
+    model's (H, W, C); `weight_decay` is the model's L2 (PyTorch's coupled decay), while AdamW
+    keeps its own 5e-4, as the zoo's recipes do.
     """
     import torch
 
@@ -127,15 +221,13 @@ def measure_twin(
     opt = make[optimizer](module.parameters())
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     module.train()
-    times = []
-    for _ in range(windows + 1):
-        start = time.perf_counter()
+
+    def train(steps: int) -> None:
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(module(x), y)
             loss.backward()
             opt.step()
-        loss.item()
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times[1:])
-    return {"images_per_second": batch * steps / median, "ms_per_step": 1000 * median / steps}
+        loss.item()  # waits for the last step
+
+    return train

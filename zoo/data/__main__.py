@@ -9,7 +9,7 @@ import tempfile
 import time
 
 import zoo.data as zdata
-from zoo.cli import Parser
+from zoo.cli import Parser, positive_int
 
 
 def bench(args: argparse.Namespace) -> None:
@@ -63,15 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for command, fn in (("bench", bench), ("info", info)):
         p = sub.add_parser(command, help=fn.__doc__)
-        p.add_argument("name", help=f"one of {', '.join(zdata.list_datasets())}")
+        p.add_argument("name", help="dataset name, e.g. mnist or cifar10 (a wrong one lists all)")
         p.add_argument("--data-dir", default=None, help="folder with the data (or $ZOO_DATA_DIR)")
         p.set_defaults(fn=fn)
         if command == "bench":
-            p.add_argument("--batch-size", type=int, default=128)
-            p.add_argument("--passes", type=int, default=3, help="timed passes after the first")
-            p.add_argument("--no-augment", action="store_true")
+            p.add_argument("--batch-size", type=positive_int, default=128, help="default 128")
+            p.add_argument("--passes", type=positive_int, default=3,
+                           help="timed passes after the first (default 3)")  # fmt: skip
+            p.add_argument("--no-augment", action="store_true", help="time it without augmentation")
             p.add_argument("--cold", action="store_true", help="extract archives anew")
     args = parser.parse_args(argv)
+    import zoo
+
+    zoo.load()
     try:
         args.fn(args)
     except (ValueError, OSError) as err:

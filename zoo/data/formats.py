@@ -8,6 +8,7 @@ image-folder tree `{train,test}/<class>/*.png|jpg`, and Tiny ImageNet's own layo
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import gzip
 import hashlib
 import os
@@ -368,18 +369,24 @@ def extract(archive: Path, cache_dir: Path) -> Path:
     if target.is_dir():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".{target.name}.{os.getpid()}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        if archive.name.lower().endswith(".zip"):
-            _extract_zip(archive, tmp)
-        else:
-            _extract_tar(archive, tmp)
-        tmp.rename(target)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
-        raise DataError(f"{archive}: cannot extract ({err}).") from err
-    finally:
+    # One process extracts; another one asking for the same archive waits for it and then
+    # finds the folder, instead of extracting it twice and failing on the second rename.
+    with open(cache_dir / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_dir():
+            return target
+        tmp = cache_dir / f".{target.name}.{os.getpid()}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            if archive.name.lower().endswith(".zip"):
+                _extract_zip(archive, tmp)
+            else:
+                _extract_tar(archive, tmp)
+            tmp.rename(target)
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
+            raise DataError(f"{archive}: cannot extract ({err}).") from err
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -14,35 +14,36 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zoo import registry
-from zoo.cli import Parser
-from zoo.recipes import RunConfig, list_recipes, parse_count, parse_set, recipe
+from zoo.cli import Parser, parse_count, parse_set
 
-# Flags of the common knobs: flag name -> RunConfig field.
-FLAGS = {
-    "dataset": str,
-    "data_dir": str,
-    "epochs": int,
-    "batch_size": int,
-    "optimizer": str,
-    "lr": float,
-    "momentum": float,
-    "decoupled_decay": float,
-    "schedule": str,
-    "step_size": int,
-    "gamma": float,
-    "lr_patience": int,
-    "min_lr": float,
-    "label_smoothing": float,
-    "early_stopping": int,
-    "time_limit": float,
-    "val_split": float,
-    "seed": int,
-    "precision": str,
-    "steps_per_execution": int,
-    "strategy": str,
+if TYPE_CHECKING:
+    from zoo.recipes import RunConfig
+
+# Flags of the common knobs: RunConfig field -> (type, help). RunConfig checks the values.
+FLAGS: dict[str, tuple[type, str]] = {
+    "dataset": (str, "dataset name (default: the model's home dataset)"),
+    "data_dir": (str, "folder with the data (default: $ZOO_DATA_DIR, then TFDS)"),
+    "epochs": (int, "most epochs to train"),
+    "batch_size": (int, "global batch size"),
+    "optimizer": (str, "sgd, momentum, adam, adamw or rmsprop"),
+    "lr": (float, "initial learning rate"),
+    "momentum": (float, "momentum of momentum SGD (default 0.9) and rmsprop (default 0)"),
+    "decoupled_decay": (float, "the optimizer's decoupled weight decay (AdamW's)"),
+    "schedule": (str, "constant, step, multistep, exponential, halving, plateau or cosine"),
+    "step_size": (int, "epochs between decays of step and halving"),
+    "gamma": (float, "decay factor of step, multistep, exponential and plateau"),
+    "lr_patience": (int, "epochs without gain before plateau decays"),
+    "min_lr": (float, "floor of cosine and plateau"),
+    "label_smoothing": (float, "label smoothing of the cross-entropy, in [0, 1)"),
+    "early_stopping": (int, "patience in epochs on val accuracy (0: off)"),
+    "time_limit": (float, "stop after this many minutes, inside an epoch if need be (0: off)"),
+    "val_split": (float, "held-out fraction of train (default: the dataset's)"),
+    "seed": (int, "seed of weights, data order and augmentation"),
+    "precision": (str, "float32, mixed_float16 or mixed_bfloat16"),
+    "steps_per_execution": (int, "training steps per call (0: chosen from the model's size)"),
+    "strategy": (str, "default, mirrored (all local GPUs) or multiworker (TF_CONFIG)"),
 }
 
 
@@ -63,13 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="print every model's recipe and exit")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder")
     p.add_argument("--out", default="runs", help="folder of run folders (default: runs)")
-    for name, kind in FLAGS.items():
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
+    for name, (kind, text) in FLAGS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=text)
     p.add_argument("--weight-decay", nargs="?", action=_Renamed, help=argparse.SUPPRESS)
     p.add_argument("--milestones", type=lambda s: tuple(int(v) for v in s.split(",")),
                    help="epochs at which multistep decays, e.g. 30,60")  # fmt: skip
     p.add_argument("--subset", type=parse_count, help="fraction of train, or images per class")
-    p.add_argument("--test-subset", type=parse_count)
+    p.add_argument("--test-subset", type=parse_count, help="the same for the test split")
     p.add_argument("--no-augment", action="store_true", help="turn training augmentation off")
     p.add_argument("--jit", action="store_true", help="compile steps with XLA")
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs")
@@ -86,6 +87,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         ValueError: Unknown model, bad `--set` syntax or values.
         TypeError: Unknown keys or wrong types.
     """
+    from zoo import registry
+    from zoo.recipes import RunConfig, recipe
+
     overrides: dict[str, Any] = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
     for key in ("milestones", "subset", "test_subset"):
         if getattr(args, key) is not None:
@@ -114,10 +118,35 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return recipe(args.model, **overrides)
 
 
+def _settings_given(args: argparse.Namespace) -> list[str]:
+    """The run-setting flags given on the command line."""
+    given = [f"--{k.replace('_', '-')}" for k in (*FLAGS, "milestones", "subset", "test_subset")
+             if getattr(args, k) is not None]  # fmt: skip
+    flags = {"no_augment": "--no-augment", "jit": "--jit", "tensorboard": "--tensorboard"}
+    given += [flag for key, flag in flags.items() if getattr(args, key)]
+    return given + [f"--set {pair}" for pair in args.set]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Runs the training CLI; returns the exit status (2 on misuse, with one line)."""
+    """Runs the training CLI; returns the exit status.
+
+    2 on misuse or a fault (one line: a bad value, missing data, an --out that cannot be
+    written), 130 on Ctrl-C (with the command that resumes the run).
+    """
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.resume and _settings_given(args):
+        parser.error(
+            f"--resume continues {args.resume} with its own settings; "
+            f"{', '.join(_settings_given(args))} would make another run: "
+            "give them without --resume to start it."
+        )
+    import zoo
+
+    zoo.load()
+    from zoo.recipes import RunConfig, list_recipes
+    from zoo.train import Interrupted
+
     try:
         if args.list:
             for name, cfg in list_recipes().items():
@@ -142,8 +171,15 @@ def main(argv: list[str] | None = None) -> int:
             from zoo.train import train
 
             run = train(config, Path(args.out), verbose=0 if args.quiet else None)
+    except Interrupted as stop:
+        where = (f"resume with: python -m zoo.train --resume {stop.path}" if stop.path else
+                 "no epoch had finished, so nothing was kept")  # fmt: skip
+        parser.exit(130, f"{parser.prog}: interrupted; {where}\n")
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
+    except OSError as err:  # an --out that is read-only, full, or a file
+        what = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+        parser.exit(2, f"{parser.prog}: cannot write the run: {what}\n")
     m = run.metrics
     accuracies = ", ".join(
         f"{split} {m[split]['accuracy']:.4f}" for split in ("train", "val", "test") if split in m

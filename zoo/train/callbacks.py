@@ -73,7 +73,7 @@ class TimeLimitReached(Exception):
 
 
 class TimeLimit(keras.callbacks.Callback):
-    """Stops training once `minutes` of it have passed in this process, even inside an epoch.
+    """Stops training once `minutes` have passed in this process, even inside an epoch.
 
     At an epoch's end it stops training as EarlyStopping would. Inside an epoch (one can take
     longer than the whole limit) it raises `TimeLimitReached` after the step that passes the
@@ -81,13 +81,16 @@ class TimeLimit(keras.callbacks.Callback):
     run keeps the state of its last finished epoch, from which `--resume` continues.
     """
 
-    def __init__(self, minutes: float) -> None:
+    def __init__(self, minutes: float, start: float | None = None) -> None:
+        """`start`: the `time.perf_counter()` the limit counts from (default: training's start)."""
         super().__init__()
         self.seconds = minutes * 60
+        self._start = start
         self.reached = False
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
+        if self._start is None:
+            self._start = time.perf_counter()
 
     def _passed(self) -> bool:
         self.reached = time.perf_counter() - self._start >= self.seconds

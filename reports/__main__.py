@@ -9,44 +9,52 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo.cli import Parser, parse_count, parse_set
+from zoo.cli import Parser, parse_count, parse_set, positive_int
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Runs the reports CLI; returns the exit status (2 on misuse, with one line)."""
+def _parser() -> Parser:
     parser = Parser(prog="python -m reports", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="tables and figures from run folders")
-    build.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_GLOB")
+    build.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_GLOB",
+                       help="run folders, globs, or folders holding runs")  # fmt: skip
     build.add_argument("--out", default="report", help="report folder (default: report)")
     build.add_argument("--rows", default="model",
                        help="ablation table rows: model, or a toggle such as depth")  # fmt: skip
     build.add_argument("--formats", default="png,svg", help="figure formats, e.g. png,pdf")
-    build.add_argument("--quiet", action="store_true")
+    build.add_argument("--quiet", action="store_true", help="print nothing but errors")
     land = commands.add_parser("landscape", help="S1 / S4 loss-range bands of a model and ablation")
-    land.add_argument("model")
+    land.add_argument("model", help="registered model name, e.g. vgg_a")
     land.add_argument("--compare", action="append", default=[], metavar="TOGGLE=VALUE",
                       help="the ablation's toggles, e.g. --compare bn=True")  # fmt: skip
     land.add_argument(
         "--lrs", default="1e-3,2e-3,1e-4,5e-4", help="S1's rates (S4: 1e-3,1e-4,5e-4,5e-5)"
     )
-    land.add_argument("--epochs", type=int, default=5)
-    land.add_argument("--out", default="landscape")
-    land.add_argument("--data-dir")
-    land.add_argument("--subset", type=parse_count)
-    land.add_argument("--batch-size", type=int)
-    land.add_argument("--seed", type=int, default=0)
-    land.add_argument("--quiet", action="store_true")
+    land.add_argument("--epochs", type=positive_int, default=5, help="epochs per run (default 5)")
+    land.add_argument("--out", default="landscape", help="runs and figure (default: landscape)")
+    land.add_argument("--data-dir", help="folder with the data (default: $ZOO_DATA_DIR, then TFDS)")
+    land.add_argument("--subset", type=parse_count, help="fraction of train, or images per class")
+    land.add_argument("--batch-size", type=positive_int, help="default: the recipe's")
+    land.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
+    land.add_argument("--quiet", action="store_true", help="print nothing but errors")
     surf = commands.add_parser("surface", help="Li et al.'s filter-normalized loss line and grid")
-    surf.add_argument("run", metavar="RUN_DIR")
+    surf.add_argument("run", metavar="RUN_DIR", help="a finished run folder")
     surf.add_argument("--points", type=int, default=21, help="grid points per direction")
     surf.add_argument("--span", type=float, default=1.0, help="extent of each direction")
     surf.add_argument("--images", type=int, default=1000, help="evaluation images")
-    surf.add_argument("--dims", type=int, choices=(1, 2), default=2)
-    surf.add_argument("--split", choices=("test", "val", "train"), default="test")
-    surf.add_argument("--seed", type=int, default=0)
+    surf.add_argument("--dims", type=int, choices=(1, 2), default=2,
+                      help="1: the line only; 2: the line and the grid (default)")  # fmt: skip
+    surf.add_argument("--split", choices=("test", "val", "train"), default="test",
+                      help="the images the loss is measured on (default test)")  # fmt: skip
+    surf.add_argument("--seed", type=int, default=0, help="seed of the random directions")
     surf.add_argument("--out", help="default: RUN_DIR/landscape")
-    surf.add_argument("--quiet", action="store_true")
+    surf.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the reports CLI; returns the exit status (2 on misuse, with one line)."""
+    parser = _parser()
     args = parser.parse_args(argv)
     import zoo
 

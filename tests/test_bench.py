@@ -43,6 +43,7 @@ def test_bench_measures_memory_and_pipeline(data_dir):
     assert figures["cpu"]["cores"] >= 1 and figures["cpu"]["vector"]
 
 
+@pytest.mark.slow
 def test_bench_cli(data_dir, tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "zoo.bench", "lenet", "--data-dir", str(data_dir),

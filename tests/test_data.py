@@ -65,6 +65,7 @@ def test_cifar_image_folder_counts_and_labels_match_folders(cifar):
     np.testing.assert_array_equal(cifar.x_train[15000], decoded)
 
 
+@pytest.mark.slow
 def test_tiny_imagenet_layout_val_serves_as_test(data_dir):
     need_data(data_dir / "tiny-imagenet-200-subset.tar.gz", "the Tiny ImageNet archive")
     tiny = zdata.read("tiny_imagenet", data_dir=data_dir)
@@ -319,12 +320,14 @@ def _cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_bench_cli_prints_figures(data_dir):
     out = _cli("bench", "mnist", "--data-dir", str(data_dir), "--passes", "1")
     assert out.returncode == 0, out.stderr
     assert "images/s" in out.stdout and "first full pass" in out.stdout
 
 
+@pytest.mark.slow
 def test_cli_bad_dataset_exits_2(tmp_path):
     out = _cli("info", "imagenet")
     assert out.returncode == 2 and "Unknown dataset 'imagenet'" in out.stderr
@@ -370,6 +373,7 @@ def _write_cifar_batches(cifar, folder: Path) -> None:
     (folder / "batches.meta").write_bytes(pickle.dumps(names, protocol=2))
 
 
+@pytest.mark.slow
 def test_cifar_python_batches(cifar, tmp_path):
     _write_cifar_batches(cifar, tmp_path / "cifar-10-batches-py")
     arrays = zdata.read("cifar10", data_dir=tmp_path)

@@ -227,6 +227,7 @@ def test_ctrl_c_exits_130_with_the_command_that_resumes(data_dir, tmp_path, monk
     assert len(pd.read_csv(folder / "history.csv")) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -242,6 +243,7 @@ def test_search_refuses_zero_trials_and_executions(args, message):
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+@pytest.mark.slow
 def test_two_processes_extracting_one_archive_do_not_fail_each_other(data_dir, tmp_path):
     script = (
         "import sys; from pathlib import Path; from zoo.data import formats; "

@@ -124,6 +124,7 @@ def _cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_lists_and_describes():
     listed = _cli("list")
     assert listed.returncode == 0
@@ -153,6 +154,7 @@ def _onednn(code: str, **env: str) -> tuple[bool, str]:
     return done.stdout.strip() == "True", done.stderr
 
 
+@pytest.mark.slow
 def test_importing_the_zoo_turns_tensorflows_cpu_kernels_on():
     # The tuning and reports packages import zoo before Keras Tuner or Keras load TensorFlow.
     assert _onednn("import tuning")[0]  # the fast path by default, on any CPU
@@ -164,6 +166,7 @@ def test_importing_the_zoo_turns_tensorflows_cpu_kernels_on():
     assert ("import zoo first" in stderr) == (not on), stderr
 
 
+@pytest.mark.slow
 def test_tensorflows_start_up_lines_do_not_reach_stderr():
     stderr = _onednn("import zoo")[1]
     assert "absl" not in stderr and "cuda" not in stderr.lower(), stderr
@@ -199,3 +202,33 @@ def test_readme_samples_run_as_written(needle, tmp_path, monkeypatch):
     (sample,) = [s for s in _readme_samples() if needle in s]
     monkeypatch.chdir(tmp_path)
     exec(compile(sample, "README.md", "exec"), {})  # noqa: S102
+
+
+CLIS = ["zoo.__main__", "zoo.train.__main__", "zoo.data.__main__", "zoo.bench",
+        "tuning.search", "tuning.memory", "reports.__main__"]  # fmt: skip
+
+
+@pytest.mark.parametrize("module", CLIS)
+def test_every_flag_of_every_command_says_what_it_does(module):
+    import argparse
+    import importlib
+
+    parsers = [importlib.import_module(module)._parser()]
+    for parser in parsers:  # subcommands too
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers += action.choices.values()
+            elif action.help != argparse.SUPPRESS:
+                assert action.help, f"{module}: {action.option_strings or action.dest} has no help"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", [m.removesuffix(".__main__") for m in CLIS])
+def test_help_answers_before_tensorflow_loads(module):
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", module, "--help"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and "usage:" in done.stdout
+    loaded = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert not {"tensorflow", "keras", "numpy"} & loaded, module

@@ -152,6 +152,7 @@ def test_an_empty_selection_is_an_error_naming_what_was_searched(tmp_path, capsy
     assert exit_info.value.code == 2
 
 
+@pytest.mark.slow
 def test_cli_builds_a_report(runs, tmp_path, capsys):
     assert (
         main(["build", str(runs / "mlp_mnist-*"), "--out", str(tmp_path), "--formats", "pdf"]) == 0
@@ -246,6 +247,7 @@ def test_loss_band_is_the_per_step_min_and_max():
     np.testing.assert_array_equal(high, [4.0, 2.5, 1.2])
 
 
+@pytest.mark.slow
 def test_study_landscape_trains_once_and_draws_both_bands(data_dir, tmp_path, capsys):
     settings = dict(data_dir=str(data_dir), subset=10, batch_size=16)
     result = study_landscape(
@@ -342,6 +344,7 @@ def test_surface_cli_writes_the_line(runs, tmp_path, capsys):
     assert not (tmp_path / "surface.csv").exists()  # one direction only
 
 
+@pytest.mark.slow
 def test_damaged_run_folders_are_listed_and_the_rest_is_built(runs, tmp_path):
     import keras
 

@@ -275,6 +275,7 @@ def test_cli_misuse_exits_2_with_one_line(args, message, capsys):
     assert message in line
 
 
+@pytest.mark.slow
 def test_cli_data_not_found_and_wrong_resume_model(data_dir, tmp_path):
     missing = _cli("basic_cnn", "--data-dir", str(tmp_path), "--out", str(tmp_path / "runs"))
     assert missing.returncode == 2 and "No cifar10 data in data_dir" in missing.stderr
@@ -297,6 +298,7 @@ KILLABLE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_losing_or_repeating_epochs(data_dir, tmp_path):
     script = tmp_path / "run.py"
     script.write_text(KILLABLE)
@@ -362,6 +364,7 @@ MIRRORED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(data_dir, tmp_path):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED)
@@ -428,6 +431,7 @@ def test_mixed_precision_run(data_dir, tmp_path):
     assert np.isfinite(run.metrics["test"]["loss"])
 
 
+@pytest.mark.slow
 def test_xla_run(data_dir, tmp_path):
     run = train(_tiny(data_dir, epochs=1, jit=True), tmp_path, verbose=0)
     assert load_config(run.path).jit is True

@@ -134,6 +134,7 @@ def test_cli_lists_spaces(capsys):
     assert "mlp_mnist " in out and "lr, hidden, weight_decay" in out
 
 
+@pytest.mark.slow
 def test_s2_grid_runs_every_combination_once(data_dir, tmp_path):
     result = tuning.run_search(
         "mlp_mnist", tmp_path, epochs=1, subset=5, data_dir=str(data_dir), verbose=False
@@ -216,6 +217,7 @@ def test_a_trial_killed_before_the_oracle_recorded_it_is_not_trained_again(
     assert [p.stat().st_mtime_ns for p in result.path.glob("trial_*/*/best.keras")] == [trained]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband"])
 def test_other_tuners(tuner, data_dir, tmp_path):
     result = tuning.run_search(
@@ -231,6 +233,7 @@ def test_other_tuners(tuner, data_dir, tmp_path):
         assert len(table) == 2 and table["gamma"].nunique() == 2
 
 
+@pytest.mark.slow
 def test_executions_isolation_and_train_best(data_dir, tmp_path):
     result = tuning.run_search(
         "mlp_mnist_gamma", tmp_path, tuner="random", max_trials=1, epochs=1, subset=5,
@@ -261,6 +264,7 @@ def _search_command(out: Path, data_dir: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_killed_search_resumes_without_losing_trials_or_epochs(data_dir, tmp_path):
     command = _search_command(tmp_path, data_dir, "--epochs", "3", "--subset", "300")
     project = tmp_path / "mlp_mnist_gamma-grid"
@@ -295,6 +299,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_distributed_search_on_loopback_runs_every_trial_once(data_dir, tmp_path):
     command = _search_command(tmp_path, data_dir, "--epochs", "1", "--subset", "5")
     env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1",
@@ -320,6 +325,7 @@ def test_distributed_search_on_loopback_runs_every_trial_once(data_dir, tmp_path
     assert json.loads((project / "best.json").read_text())["score"] == table["score"].max()
 
 
+@pytest.mark.slow
 def test_memory_benchmark_prints_its_figure(data_dir, capsys):
     from tuning.memory import main as memory
 

@@ -14,14 +14,20 @@ import tempfile
 from zoo.cli import Parser, positive_int
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Runs the memory benchmark; returns the exit status."""
+def _parser() -> Parser:
     p = Parser(prog="python -m tuning.memory", description=__doc__)
     p.add_argument("--trials", type=positive_int, default=30, help="trials to run (default 30)")
-    p.add_argument("--from-trial", type=int, default=5, help="growth is measured from here")
-    p.add_argument("--subset", type=int, default=10, help="training images per class")
+    p.add_argument("--from-trial", type=positive_int, default=5,
+                   help="growth is measured from here (default 5)")  # fmt: skip
+    p.add_argument("--subset", type=positive_int, default=10, help="training images per class")
     p.add_argument("--data-dir", help="folder with the data (default: $ZOO_DATA_DIR, then TFDS)")
     p.add_argument("--isolate", action="store_true", help="each trial in its own process")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the memory benchmark; returns the exit status."""
+    p = _parser()
     args = p.parse_args(argv)
     if not 1 <= args.from_trial <= args.trials:
         p.error(f"--from-trial must be between 1 and --trials ({args.trials})")

@@ -69,8 +69,13 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite, train_best=args.train_best, best_epochs=args.best_epochs,
             verbose=not args.quiet,
         )  # fmt: skip
+    except KeyboardInterrupt:
+        parser.exit(130, f"{parser.prog}: interrupted; the same command continues the search\n")
     except (ValueError, TypeError, FileNotFoundError) as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
+    except OSError as err:  # an --out that is read-only, full, or a file
+        what = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+        parser.exit(2, f"{parser.prog}: cannot write the search: {what}\n")
     return 0
 
 

@@ -8,14 +8,19 @@ import sys
 from zoo.cli import Parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Runs the registry CLI; returns the exit status (2 on misuse)."""
+def _parser() -> Parser:
     parser = Parser(prog="python -m zoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list models with their home dataset and study figure")
     ls.add_argument("pattern", nargs="?", help="shell-style pattern, e.g. '*cnn'")
     ds = sub.add_parser("describe", help="toggles, defaults and parameter count of one model")
-    ds.add_argument("name")
+    ds.add_argument("name", help="registered model name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the registry CLI; returns the exit status (2 on misuse)."""
+    parser = _parser()
     args = parser.parse_args(argv)
     import zoo
 

@@ -57,8 +57,7 @@ def info(args: argparse.Namespace) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Runs the data CLI; exit status 2 on misuse or data errors, with one line."""
+def _parser() -> Parser:
     parser = Parser(prog="python -m zoo.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for command, fn in (("bench", bench), ("info", info)):
@@ -72,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
                            help="timed passes after the first (default 3)")  # fmt: skip
             p.add_argument("--no-augment", action="store_true", help="time it without augmentation")
             p.add_argument("--cold", action="store_true", help="extract archives anew")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the data CLI; exit status 2 on misuse or data errors, with one line."""
+    parser = _parser()
     args = parser.parse_args(argv)
     import zoo
 

@@ -82,7 +82,7 @@ def test_the_command_answers_help_and_misuse_before_tensorflow_loads():
         imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
         assert out.returncode == status
         assert not {"tensorflow", "keras", "numpy"} & imported
-    assert out.stdout == "" and "--steps: expected a positive integer, got 'many'" in out.stderr
+    assert out.stdout == "" and "--steps: expected a whole number >= 1, got 'many'" in out.stderr
     assert all(action.help for action in zbench._parser()._actions)  # every flag explains itself
 
 

@@ -57,7 +57,7 @@ def _same_run(run: Run, whole: Run) -> None:
     pd.testing.assert_frame_equal(run.history[columns], whole.history[columns])
     steps, whole_steps = (pd.read_csv(r.path / "steps.csv") for r in (run, whole))
     pd.testing.assert_frame_equal(steps, whole_steps)
-    assert not list(run.path.glob(f"{files.TMP_PREFIX}*"))  # no temporary file left
+    assert not list(run.path.rglob(f"{files.TMP_PREFIX}*"))  # no temporary file left
 
 
 @pytest.mark.slow
@@ -79,6 +79,32 @@ def test_an_interruption_at_every_write_point_resumes_to_the_same_run(
             with pytest.raises(_Killed):
                 train(config, out, verbose=0)
         _same_run(train(config, out, verbose=0), whole)
+
+
+def test_what_a_killed_writer_left_is_cleared_when_the_run_resumes(data_dir, tmp_path, monkeypatch):
+    config = _tiny(data_dir)
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 6)  # in the second epoch, after the first one's backup
+        with pytest.raises(_Killed):
+            train(config, tmp_path, verbose=0)
+    (folder,) = tmp_path.iterdir()
+    # What a SIGKILL during two writes leaves: a half-written file and a half-written backup.
+    (folder / f"{files.TMP_PREFIX}999-history.csv").write_text("epoch,lo")
+    half = folder / "backup" / f"{files.TMP_PREFIX}999-epoch-00002"
+    half.mkdir()
+    (half / "state.weights.h5").write_bytes(b"\x89HDF")
+    run = train(config, tmp_path, verbose=0)
+    assert run.metrics["epochs_run"] == 2
+    assert not list(folder.rglob(f"{files.TMP_PREFIX}*"))
+
+
+def test_a_format1_backup_keeps_its_best_checkpoint_score():
+    from zoo.train.callbacks import Backup, BestCheckpoint
+
+    best = BestCheckpoint(Path("best.keras"), "val_accuracy")
+    state = {"epoch": 3, "callbacks": {"ModelCheckpoint": {"best": 0.75}}}  # as format 1 saved it
+    Backup(Path("backup"), [best], state).on_train_begin()
+    assert best.best == 0.75
 
 
 def test_a_finished_run_with_damaged_metrics_is_repaired_not_retrained(data_dir, tmp_path):
@@ -169,7 +195,7 @@ def test_an_out_that_cannot_be_written_is_one_line(data_dir, tmp_path, capsys):
     common = ("mlp_mnist", "--data-dir", str(data_dir), "--subset", "5", "--epochs", "1")
     a_file = tmp_path / "a-file"
     a_file.write_text("")
-    assert "cannot write the run" in _cli_fault(capsys, *common, "--out", str(a_file))
+    assert str(a_file) in _cli_fault(capsys, *common, "--out", str(a_file))
     if os.geteuid() != 0:  # root writes through read-only permissions
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
@@ -259,3 +285,26 @@ def test_two_processes_extracting_one_archive_do_not_fail_each_other(data_dir, t
     assert [p.returncode for p in procs] == [0, 0], [o[1][-500:] for o in outs]
     assert outs[0][0] == outs[1][0]  # the same folder
     assert len(list(Path(outs[0][0].strip()).rglob("*.jpg"))) == 60_000
+
+
+def test_resume_reads_back_a_time_limited_run_that_lost_its_state(data_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from zoo.train import callbacks, resume
+
+    def begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def step(self, batch, logs=None):
+        if self.epoch == 1:
+            raise callbacks.TimeLimitReached("time limit")
+
+    with monkeypatch.context() as m:
+        m.setattr(callbacks.TimeLimit, "on_epoch_begin", begin, raising=False)
+        m.setattr(callbacks.TimeLimit, "on_train_batch_end", step)
+        stopped = train(_tiny(data_dir, time_limit=60.0), tmp_path, verbose=0)
+    shutil.rmtree(stopped.path / "backup")  # as a run folder written before backups were kept
+    history = (stopped.path / "history.csv").read_text()
+    again = resume(stopped.path, verbose=0)
+    assert again.metrics == stopped.metrics  # read back: nothing to continue from
+    assert (stopped.path / "history.csv").read_text() == history

@@ -44,6 +44,12 @@ TunerName = Literal["grid", "random", "hyperband", "bayesian"]
 # Settings that must match for a rerun to continue a project rather than mix two searches.
 _KEPT = ("space", "tuner", "objective", "max_trials", "epochs", "subset", "executions_per_trial",
          "seed", "fixed")  # fmt: skip
+# What the space trains, kept too: the hyperparameters it declares and the run it builds from
+# their defaults. A project started before they were kept is checked on its space's name only,
+# except for the spaces whose meaning changed when the run setting weight_decay became
+# decoupled_decay: their old trials trained something the space no longer describes.
+_SPACE_KEPT = ("hyperparameters", "default_run")
+_RENAMED_SPACES = ("vgg_a", "resnet_cnn", "inception_v1")
 
 
 @dataclasses.dataclass
@@ -306,15 +312,18 @@ def run_search(
         raise ValueError(f"Unknown objective {objective!r}. Valid: {', '.join(OBJECTIVES)}.")
     _check_fixed(space, fixed or {})
     hp = _values(fixed or {})
-    settings = dict(space=space, tuner=tuner, objective=objective, max_trials=max_trials,
-                    epochs=epochs, subset=subset, executions_per_trial=executions_per_trial,
-                    seed=seed, fixed=fixed or {})  # fmt: skip
     overrides: dict[str, Any] = {"seed": seed, "evaluate_test": False}
     for key, value in (("epochs", epochs), ("subset", subset), ("data_dir", data_dir)):
         if value is not None:
             overrides[key] = value
     hypermodel = ZooHyperModel(space, overrides)
     default = hypermodel.config(kt.HyperParameters())
+    settings = dict(space=space, tuner=tuner, objective=objective, max_trials=max_trials,
+                    epochs=epochs, subset=subset, executions_per_trial=executions_per_trial,
+                    seed=seed, fixed=fixed or {},
+                    hyperparameters=[h.get_config() for h in hyperparameters(space).space],
+                    default_run=dataclasses.asdict(dataclasses.replace(default, data_dir=None)),
+                    )  # fmt: skip
     project = Path(out) / f"{space}-{tuner}"
     role = _role()
     if role != "chief":  # missing data fails here, once, rather than in every trial
@@ -382,6 +391,10 @@ def _claim_project(project: Path, settings: dict[str, Any], overwrite: bool) -> 
         saved = json.loads(file.read_text())
         changed = [f"{k} {saved.get(k)!r} -> {settings[k]!r}" for k in _KEPT
                    if saved.get(k) != json.loads(json.dumps(settings[k]))]  # fmt: skip
+        changed += [f"the space's {k.replace('_', ' ')}" for k in _SPACE_KEPT if k in saved
+                    and saved[k] != json.loads(json.dumps(settings[k], default=str))]  # fmt: skip
+        if "hyperparameters" not in saved and settings["space"] in _RENAMED_SPACES:
+            changed.append("the space's weight_decay, now decoupled_decay")
         if changed:
             raise ValueError(
                 f"{project} holds a search with other settings ({'; '.join(changed)}); "

@@ -87,10 +87,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")
 
 
-# `python -m zoo.train ...` imports this package only to locate its command (Python sets
-# sys.argv[0] to "-m" until then), and each command loads TensorFlow once its arguments have
-# parsed: --help and misuse answer at once instead of after TensorFlow's start-up.
-if sys.argv[:1] != ["-m"]:
+def _locating_a_command() -> bool:
+    """True while `python -m zoo.train ...` (or tuning..., reports...) imports this package
+    only to find its command: Python sets sys.argv[0] to "-m" until then."""
+    if sys.argv[:1] != ["-m"]:
+        return False
+    argv = getattr(sys, "orig_argv", [])
+    module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else ""
+    return module.split(".")[0] in ("zoo", "tuning", "reports")
+
+
+# Each command loads TensorFlow once its arguments have parsed, so --help and misuse answer at
+# once instead of after TensorFlow's start-up.
+if not _locating_a_command():
     load()
     from zoo.registry import (  # noqa: F401
         HOME_SHAPES,

@@ -17,7 +17,6 @@ are flagged as not reliable.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import os
@@ -30,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.cli import Parser
+from zoo.cli import Parser, positive_int
 
 if TYPE_CHECKING:
     import keras
@@ -314,6 +313,7 @@ def _twin(
     train = twins.trainer(
         twin, shape, config.batch_size, config.optimizer, config.lr,
         config.label_smoothing, config.model_kwargs.get("weight_decay", 0.0),
+        decoupled_decay=config.decoupled_decay, momentum=config.momentum, rho=config.rho,
     )  # fmt: skip
     watch = Watch()
 
@@ -463,25 +463,15 @@ def contention(figures: dict[str, Any]) -> str:
     )
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _parser() -> Parser:
     parser = Parser(prog="python -m zoo.bench", description=__doc__.split("\n\n")[0])
     add = parser.add_argument
     # fmt: off
     add("model", help="registry name of the model, e.g. vgg_a (python -m zoo list)")
     add("--data-dir", default=None, help="data folder (default: $ZOO_DATA_DIR, then TFDS)")
-    add("--batch-size", type=_positive, default=128, help="images per step (default: 128)")
-    add("--steps", type=_positive, default=10, help="steps per timed window (default: 10)")
-    add("--windows", type=_positive, default=5,
+    add("--batch-size", type=positive_int, default=128, help="images per step (default: 128)")
+    add("--steps", type=positive_int, default=10, help="steps per timed window (default: 10)")
+    add("--windows", type=positive_int, default=5,
         help="timed windows after one warm-up; figures are their median (default: 5)")
     add("--no-pipeline", action="store_true", help="in-memory tensors only, no real pipeline")
     add("--precision", default="float32", help="float32 (default), mixed_float16, mixed_bfloat16")

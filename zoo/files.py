@@ -9,6 +9,7 @@ through `replacing` the same way.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -75,9 +76,28 @@ def finite(value: Any) -> Any:
 
 
 def remove_stale(folder: Path) -> None:
-    """Deletes temporary files a killed writer left in `folder` (call it holding the lock)."""
-    for stale in folder.glob(f"{TMP_PREFIX}*"):
+    """Deletes the temporary files and folders a killed writer left anywhere in `folder`.
+
+    Call it holding the folder's lock: another writer's temporary files are not stale.
+    """
+    for stale in list(folder.rglob(f"{TMP_PREFIX}*")):
         _remove(stale)
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Holds an exclusive lock on the file `lock` (created if need be), waiting for it.
+
+    For work that two processes must not do at once on one shared folder, such as filling a
+    cache entry; the lock goes with the process, so a kill never leaves it held.
+    """
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _replace(tmp: Path, path: Path) -> None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from zoo import registry
-from zoo.cli import parse_count, parse_set  # noqa: F401  (their old home)
 
 Optimizer = Literal["sgd", "momentum", "adam", "adamw", "rmsprop"]
 Schedule = Literal["constant", "step", "multistep", "exponential", "halving", "plateau", "cosine"]

@@ -197,27 +197,39 @@ def trainable_params(module: Any) -> int:
 
 def trainer(
     module: Any, shape: tuple[int, int, int], batch: int, optimizer: str, lr: float,
-    label_smoothing: float = 0.0, weight_decay: float = 0.0,
+    label_smoothing: float = 0.0, weight_decay: float = 0.0, *, decoupled_decay: float = 0.0,
+    momentum: float | None = None, rho: float = 0.99,
 ) -> Callable[[int], None]:  # fmt: skip
     """A function `train(steps)` that trains a twin for `steps` steps on one random batch.
 
     It returns once the last step has finished; `zoo.bench` times it. `shape` is the Keras
-    model's (H, W, C); `weight_decay` is the model's L2 (PyTorch's coupled decay), while AdamW
-    keeps its own 5e-4, as the zoo's recipes do.
+    model's (H, W, C). The optimizer follows the run's settings as `zoo.train` builds Keras's:
+    `weight_decay` is the model's L2 (PyTorch's coupled decay), `decoupled_decay` AdamW's,
+    `momentum` None the optimizer's default (0.9 for momentum SGD, none for RMSprop).
+
+    Raises:
+        ValueError: A decoupled decay for an optimizer whose PyTorch class has none.
     """
     import torch
 
+    if decoupled_decay and optimizer != "adamw":
+        raise ValueError(
+            f"the PyTorch twin has no decoupled weight decay for {optimizer}; "
+            "compare with decoupled_decay=0 or optimizer adamw."
+        )
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     height, width, channels = shape
     x = torch.from_numpy(rng.standard_normal((batch, channels, height, width), dtype=np.float32))
     y = torch.from_numpy(rng.integers(0, 10, batch))
     wd = weight_decay
+    beta = {"momentum": 0.9, "rmsprop": 0.0}.get(optimizer, 0.0) if momentum is None else momentum
     make = {"sgd": lambda p: torch.optim.SGD(p, lr, weight_decay=wd),
             "adam": lambda p: torch.optim.Adam(p, lr, weight_decay=wd),
-            "momentum": lambda p: torch.optim.SGD(p, lr, momentum=0.9, weight_decay=wd),
-            "adamw": lambda p: torch.optim.AdamW(p, lr, weight_decay=5e-4),
-            "rmsprop": lambda p: torch.optim.RMSprop(p, lr, weight_decay=wd)}  # fmt: skip
+            "momentum": lambda p: torch.optim.SGD(p, lr, momentum=beta, weight_decay=wd),
+            "adamw": lambda p: torch.optim.AdamW(p, lr, weight_decay=decoupled_decay),
+            "rmsprop": lambda p: torch.optim.RMSprop(p, lr, alpha=rho, momentum=beta,
+                                                     weight_decay=wd)}  # fmt: skip
     opt = make[optimizer](module.parameters())
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     module.train()

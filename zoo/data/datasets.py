@@ -1,18 +1,4 @@
-"""Datasets as train / val / test `tf.data` pipelines, from files on disk or from TFDS.
-
-    train, val, test, info = zoo.data.load("cifar10", data_dir="~/data", batch_size=128)
-
-Where the data comes from, in order:
-
-1. `data_dir`, else the `ZOO_DATA_DIR` environment variable: the dataset's own folder, or a root
-   folder holding it under its usual name (`mnist/`, `cifar-10-batches-py/`, `cifar10/`,
-   `tiny-imagenet-200/`, ...) or as an archive whose name starts with that name
-   (`cifar10-jpeg.tar.gz`, `tiny-imagenet-200.zip`), extracted once into the cache folder
-   (`ZOO_CACHE_DIR`, default `~/.cache/zoo`). A `data_dir` without the dataset is an error,
-   never a fall back to `ZOO_DATA_DIR` or TFDS.
-2. TFDS (`tfds.load`, with `tfds_dir` or TFDS's own default), downloading only when online.
-3. Otherwise a `DataError` naming every place and format looked for, and how to get the data.
-"""
+"""`load` and `read`: the datasets behind `zoo.data` (its docstring says where data is found)."""
 
 from __future__ import annotations
 
@@ -31,6 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from zoo import files
 from zoo.data import formats
 from zoo.data.formats import Arrays, DataError
 from zoo.data.pipeline import Augment, channel_stats, make_dataset, split_stratified, subset_indices
@@ -384,18 +371,19 @@ def _decoded(folder: Path, reader: Callable[[Path], Arrays]) -> Arrays:
         arrays = {k: np.load(target / f"{k}.npy") for k in keys}
         return Arrays(**arrays, class_names=tuple(meta["class_names"]), source=meta["source"])
     arrays = reader(folder)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
-        tmp.mkdir(parents=True, exist_ok=True)
-        for k in keys:
-            np.save(tmp / f"{k}.npy", getattr(arrays, k))
-        meta = {"class_names": list(arrays.class_names), "source": arrays.source}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        tmp.rename(target)
+        with files.exclusive(target.with_name(f".{target.name}.lock")):
+            for stale in target.parent.glob(f"{files.TMP_PREFIX}*-{target.name}"):
+                shutil.rmtree(stale, ignore_errors=True)  # a killed process's half-written entry
+            if not (target / "meta.json").is_file():
+                with files.replacing(target) as tmp:
+                    tmp.mkdir()
+                    for k in keys:
+                        np.save(tmp / f"{k}.npy", getattr(arrays, k))
+                    meta = {"class_names": list(arrays.class_names), "source": arrays.source}
+                    (tmp / "meta.json").write_text(json.dumps(meta))
     except OSError:
         pass  # a read-only or full cache only costs the next run a decode
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return arrays
 
 

@@ -8,7 +8,6 @@ image-folder tree `{train,test}/<class>/*.png|jpg`, and Tiny ImageNet's own layo
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import gzip
 import hashlib
 import os
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from zoo import files
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
@@ -371,12 +372,12 @@ def extract(archive: Path, cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     # One process extracts; another one asking for the same archive waits for it and then
     # finds the folder, instead of extracting it twice and failing on the second rename.
-    with open(cache_dir / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with files.exclusive(cache_dir / f".{target.name}.lock"):
         if target.is_dir():
             return target
+        for stale in cache_dir.glob(f".{target.name}.*.partial"):  # from a killed extraction
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = cache_dir / f".{target.name}.{os.getpid()}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
         try:
             if archive.name.lower().endswith(".zip"):
                 _extract_zip(archive, tmp)

@@ -141,45 +141,49 @@ def main(argv: list[str] | None = None) -> int:
             f"{', '.join(_settings_given(args))} would make another run: "
             "give them without --resume to start it."
         )
-    import zoo
-
-    zoo.load()
-    from zoo.recipes import RunConfig, list_recipes
-    from zoo.train import Interrupted
-
     try:
-        if args.list:
-            for name, cfg in list_recipes().items():
-                fields = {
-                    k: v
-                    for k, v in dataclasses.asdict(cfg).items()
-                    if v != getattr(RunConfig(name), k) or k == "optimizer"
-                }
-                print(f"{name:<22} {json.dumps(fields, default=str)}")
-            return 0
-        if args.resume:
-            from zoo.train import load_config, resume
-
-            saved = load_config(args.resume)
-            if args.model and args.model != saved.model:
-                raise ValueError(f"{args.resume} holds a {saved.model} run, not {args.model}.")
-            run = resume(args.resume, verbose=0 if args.quiet else None)
-        else:
-            if not args.model:
-                raise ValueError("give a MODEL, --resume RUN_DIR or --list.")
-            config = config_from_args(args)
-            from zoo.train import train
-
-            run = train(config, Path(args.out), verbose=0 if args.quiet else None)
-    except Interrupted as stop:
-        where = (f"resume with: python -m zoo.train --resume {stop.path}" if stop.path else
+        return _main(parser, args)
+    except KeyboardInterrupt as stop:
+        path = getattr(stop, "path", None)  # zoo.train.Interrupted: Ctrl-C inside a run
+        where = (f"resume with: python -m zoo.train --resume {path}" if path else
                  "no epoch had finished, so nothing was kept")  # fmt: skip
         parser.exit(130, f"{parser.prog}: interrupted; {where}\n")
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
-    except OSError as err:  # an --out that is read-only, full, or a file
+    except OSError as err:  # an --out that is read-only, full or a file; unreadable data
         what = f"{err.filename}: {err.strerror}" if err.filename else str(err)
-        parser.exit(2, f"{parser.prog}: cannot write the run: {what}\n")
+        parser.exit(2, f"{parser.prog}: {what}\n")
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import zoo
+
+    zoo.load()
+    from zoo.recipes import RunConfig, list_recipes
+
+    if args.list:
+        for name, cfg in list_recipes().items():
+            fields = {
+                k: v
+                for k, v in dataclasses.asdict(cfg).items()
+                if v != getattr(RunConfig(name), k) or k == "optimizer"
+            }
+            print(f"{name:<22} {json.dumps(fields, default=str)}")
+        return 0
+    if args.resume:
+        from zoo.train import load_config, resume
+
+        saved = load_config(args.resume)
+        if args.model and args.model != saved.model:
+            raise ValueError(f"{args.resume} holds a {saved.model} run, not {args.model}.")
+        run = resume(args.resume, verbose=0 if args.quiet else None)
+    else:
+        if not args.model:
+            raise ValueError("give a MODEL, --resume RUN_DIR or --list.")
+        config = config_from_args(args)
+        from zoo.train import train
+
+        run = train(config, Path(args.out), verbose=0 if args.quiet else None)
     m = run.metrics
     accuracies = ", ".join(
         f"{split} {m[split]['accuracy']:.4f}" for split in ("train", "val", "test") if split in m

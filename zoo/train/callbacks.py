@@ -51,7 +51,7 @@ def schedule_fn(
 
 
 class EpochExtras(keras.callbacks.Callback):
-    """Adds `lr` and `seconds` to each epoch's logs, so CSVLogger writes them to history.csv.
+    """Adds `lr` and `seconds` to each epoch's logs, so EpochLog writes them to history.csv.
 
     Goes after the schedule callback: it reads the rate the schedule set for this epoch, before
     ReduceLROnPlateau may lower it for the next one.
@@ -101,7 +101,9 @@ class TimeLimit(keras.callbacks.Callback):
             raise TimeLimitReached(f"time limit of {self.seconds / 60:g} minutes reached")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self._passed():
+        # After EarlyStopping: a run it stopped at the same epoch ends as early-stopped, so
+        # `resume` does not train it on.
+        if not self.model.stop_training and self._passed():
             self.model.stop_training = True
 
 
@@ -220,7 +222,7 @@ class StepLosses(keras.callbacks.Callback):
         self._next, last = steps.stop, steps[-1]
         loss = (mean * seen - self._total) / (seen - self._seen)
         self._seen, self._total = seen, mean * seen
-        # 0-based like CSVLogger's epoch column in history.csv.
+        # 0-based like the epoch column of history.csv.
         step = self.steps_per_epoch * self._epoch + last
         self._rows.append((self._epoch, last, step, loss))
 
@@ -273,10 +275,11 @@ class Backup(keras.callbacks.Callback):
             warnings.warn(
                 f"Backup cannot save {', '.join(missing)}: no such attribute.", stacklevel=2
             )
+        saved = dict(self.restored.get("callbacks", {}))
+        # Backups written before BestCheckpoint replaced Keras's ModelCheckpoint keep its best.
+        saved.setdefault("BestCheckpoint", saved.get("ModelCheckpoint", {}))
         for cb in self.tracked:
-            for name, value in (
-                self.restored.get("callbacks", {}).get(type(cb).__name__, {}).items()
-            ):
+            for name, value in saved.get(type(cb).__name__, {}).items():
                 if hasattr(cb, name):
                     setattr(cb, name, value)
 

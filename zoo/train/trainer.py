@@ -34,8 +34,8 @@ import tensorflow as tf
 
 import zoo
 import zoo.data
-from zoo import files, optimizers
-from zoo.recipes import CONFIG_FORMAT, DEFAULT_MOMENTUM, RunConfig, migrate, recipe
+from zoo import files
+from zoo.recipes import CONFIG_FORMAT, RunConfig, migrate, recipe
 from zoo.train.callbacks import (
     Backup,
     BestCheckpoint,
@@ -46,20 +46,13 @@ from zoo.train.callbacks import (
     TimeLimitReached,
     schedule_fn,
 )
-
-__all__ = [
-    "Interrupted",
-    "Run",
-    "compile_model",
-    "forward_flops",
-    "load_config",
-    "make_loss",
-    "make_optimizer",
-    "rebuild",
-    "resume",
-    "steps_per_execution",
-    "train",
-]
+from zoo.train.compiling import (  # noqa: F401  (exported by zoo.train)
+    compile_model,
+    forward_flops,
+    make_loss,
+    make_optimizer,
+    steps_per_execution,
+)
 
 
 @dataclasses.dataclass
@@ -82,7 +75,9 @@ class Run:
     def read(cls, path: str | Path) -> Run:
         """Reads a finished run folder."""
         path = Path(path)
-        history = pd.read_csv(path / "history.csv") if (path / "history.csv").exists() else None
+        history = (
+            pd.read_csv(path / "history.csv") if (path / "history.csv").exists() else pd.DataFrame()
+        )
         metrics = _read_metrics(path)
         if metrics is None:
             raise ValueError(f"{path}: metrics.json is missing or damaged.")
@@ -140,10 +135,12 @@ def resume(path: str | Path, *, verbose: int | None = None) -> Run:
         if not got:
             raise RuntimeError(f"{path}: another process is training this run.")
         metrics = _read_metrics(path)
-        if metrics is not None and metrics.get("stop_reason") != "time_limit":
-            return Run.read(path)
-        if metrics is not None:  # continued: until it ends, the folder is an unfinished run
-            (path / "metrics.json").unlink()
+        if metrics is not None:
+            # Only a run its time limit stopped continues, and only from its kept state.
+            stopped = metrics.get("stop_reason") == "time_limit"
+            if not stopped or (metrics.get("epochs_run") and not _has_weights(path)):
+                return Run.read(path)
+            (path / "metrics.json").unlink()  # until it ends, the folder is an unfinished run
         return _run(config, path, verbose)
 
 
@@ -236,9 +233,10 @@ def _claim(config: RunConfig, out: Path) -> Iterator[tuple[Path, bool]]:
             try:
                 if load_config(path) != config:
                     continue
+                damaged = False
             except ValueError:
-                pass  # damaged; its name is this config's digest, so it is ours to repair
-            if _read_metrics(path) is not None:
+                damaged = True  # its name is this config's digest, so it is ours to repair
+            if not damaged and _read_metrics(path) is not None:
                 yield path, True
                 return
         with _locked(path) as got:
@@ -264,6 +262,11 @@ def _run(config: RunConfig, path: Path, verbose: int | None) -> Run:
 
 def _has_epochs(path: Path) -> bool:
     return Backup.latest(path / "backup")[0] > 0 or (path / "metrics.json").exists()
+
+
+def _has_weights(path: Path) -> bool:
+    saved = Backup.latest(path / "backup")[1]
+    return saved is not None and (saved / Backup.WEIGHTS).is_file()
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -346,6 +349,8 @@ def _repaired_stop(path: Path, config: RunConfig) -> str:
     old = _read_metrics(path)
     if old and old.get("stop_reason"):
         return old["stop_reason"]
+    if _has_weights(path):
+        return "time_limit"  # the one stop that keeps its last state
     history = pd.read_csv(path / "history.csv") if (path / "history.csv").exists() else []
     return "completed" if len(history) >= config.epochs else "unknown"
 
@@ -396,94 +401,6 @@ def _strategy(name: str) -> tf.distribute.Strategy:
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def compile_model(
-    model: keras.Model, config: RunConfig, steps_per_execution: int | None = None
-) -> keras.Model:
-    """Compiles `model` the way a run of `config` does (optimizer, loss, accuracy, XLA).
-
-    `steps_per_execution` defaults to the config's, or 1 where that is 0 (chosen per run).
-    """
-    model.compile(
-        optimizer=make_optimizer(config),
-        loss=make_loss(config),
-        metrics=["accuracy"],
-        jit_compile=config.jit,
-        steps_per_execution=steps_per_execution or config.steps_per_execution or 1,
-    )
-    return model
-
-
-def forward_flops(model: keras.Model) -> int:
-    """Floating-point operations of one image's forward pass through the convolution and dense
-    layers (2 per multiply-add); pooling, normalization and activations are not counted.
-
-    A training step costs about three times this per image: the forward pass and the two
-    gradients, of the layer inputs and of the weights.
-    """
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            total += forward_flops(layer)
-            continue
-        kernel = getattr(layer, "kernel", None)
-        if kernel is None or not hasattr(kernel, "shape") or len(kernel.shape) < 2:
-            continue
-        with contextlib.suppress(AttributeError, ValueError):  # a layer called more than once
-            outputs = math.prod(layer.output.shape[1:])
-            if isinstance(layer, keras.layers.DepthwiseConv2D):
-                per_output = math.prod(kernel.shape[:2])
-            else:
-                per_output = math.prod(kernel.shape) // kernel.shape[-1]
-            total += 2 * outputs * per_output
-    return total
-
-
-# Work per call into the backend that hides its fixed cost: about 40 ms on the measured CPU.
-CALL_FLOPS = 4e9
-MAX_STEPS_PER_EXECUTION = 32
-
-
-def steps_per_execution(model: keras.Model, batch_size: int, steps_per_epoch: int) -> int:
-    """Training steps per call for a run: enough for `CALL_FLOPS` of work, at most 32.
-
-    Keras runs a fixed number of steps per call and would carry the last call of an epoch into
-    the next epoch's batches, so this is the largest divisor of `steps_per_epoch` that fits.
-    """
-    step = 3 * forward_flops(model) * batch_size
-    wanted = MAX_STEPS_PER_EXECUTION if not step else math.ceil(CALL_FLOPS / step)
-    wanted = min(wanted, MAX_STEPS_PER_EXECUTION, steps_per_epoch)
-    return max(n for n in range(1, wanted + 1) if steps_per_epoch % n == 0)
-
-
-def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
-    """The Keras optimizer a run configuration names.
-
-    `momentum` None is the optimizer's default (`zoo.recipes.DEFAULT_MOMENTUM`): 0.9 for
-    `momentum`, none for `rmsprop`.
-    """
-    wd = config.decoupled_decay or None
-    momentum = DEFAULT_MOMENTUM.get(config.optimizer, 0.0)
-    momentum = momentum if config.momentum is None else config.momentum
-    if config.optimizer == "sgd":
-        return optimizers.SGD(config.lr, weight_decay=wd)
-    if config.optimizer == "momentum":
-        return optimizers.SGD(config.lr, momentum=momentum, weight_decay=wd)
-    if config.optimizer == "adam":
-        return optimizers.Adam(config.lr, weight_decay=wd)
-    if config.optimizer == "adamw":
-        return optimizers.AdamW(config.lr, weight_decay=config.decoupled_decay)
-    return keras.optimizers.RMSprop(config.lr, rho=config.rho, momentum=momentum, weight_decay=wd)
-
-
-def make_loss(config: RunConfig) -> keras.losses.Loss:
-    """Cross-entropy on logits; one-hot labels when label smoothing is on."""
-    if config.label_smoothing:
-        return keras.losses.CategoricalCrossentropy(
-            from_logits=True, label_smoothing=config.label_smoothing
-        )
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def _callbacks(

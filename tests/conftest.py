@@ -65,12 +65,6 @@ def _cache_dir(tmp_path_factory):
     os.environ["ZOO_CACHE_DIR"] = str(tmp_path_factory.mktemp("zoo-cache"))
 
 
-@pytest.fixture(autouse=True)
-def _hermetic_data_env(monkeypatch):
-    """Each test names its data folder itself; a user's $ZOO_DATA_DIR does not leak into it."""
-    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
-
-
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The folder of real datasets (MNIST IDX files, CIFAR-10 and Tiny ImageNet archives)."""

@@ -337,9 +337,11 @@ def test_cli_bad_dataset_exits_2(tmp_path):
     assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
 
 
-def test_tfds_source_when_nothing_is_on_disk(tmp_path):
+def test_tfds_source_when_nothing_is_on_disk(tmp_path, monkeypatch):
     """TFDS cannot download here, so its own mock stands in for a prepared dataset."""
     from unittest import mock
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
 
     import tensorflow_datasets as tfds
 

@@ -205,7 +205,7 @@ def test_readme_samples_run_as_written(needle, tmp_path, monkeypatch):
 
 
 CLIS = ["zoo.__main__", "zoo.train.__main__", "zoo.data.__main__", "zoo.bench",
-        "tuning.search", "tuning.memory", "reports.__main__"]  # fmt: skip
+        "zoo.study.__main__", "tuning.search", "tuning.memory", "reports.__main__"]  # fmt: skip
 
 
 @pytest.mark.parametrize("module", CLIS)

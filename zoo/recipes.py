@@ -89,6 +89,8 @@ class RunConfig:
         tensorboard: Also write TensorBoard logs in the run folder.
         evaluate_test: Evaluate the best weights on test at the end (searches turn it off:
             a trial never looks at test).
+        budget: The study budget (`smoke`, `cpu`, `full`) a `zoo.study` run was scaled to;
+            None for a run of its own. Recorded so a scaled figure is never taken for a full one.
         model_kwargs: Builder toggles, checked against the builder's signature.
     """
 
@@ -123,6 +125,7 @@ class RunConfig:
     strategy: Strategy = "default"
     tensorboard: bool = False
     evaluate_test: bool = True
+    budget: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,124 @@
+"""The studies as commands: definitions, budgets, the S3 layout, and one study end to end."""
+
+from __future__ import annotations
+
+import math
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from zoo import files
+from zoo.study import STUDIES, config, estimate_seconds, get_study, layout
+from zoo.study.__main__ import main
+from zoo.study.runner import _cells, within_spread
+
+
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_every_study_resolves_and_builds_every_run_at_every_budget(name):
+    study = STUDIES[name]
+    for budget in ("smoke", "cpu", "full"):
+        for run in study.runs:
+            cfg = config(study, run, budget, seed=1)
+            assert cfg.budget == budget and cfg.seed == 1 and cfg.model == run.model
+    # Building every model is how the estimate counts FLOPs.
+    cpu, full = estimate_seconds(study, "cpu"), estimate_seconds(study, "full")
+    assert 0 < cpu <= 50 * 60 and cpu <= full  # "about 45 minutes on 2 CPU cores"
+    for table in study.tables:
+        assert set(table.cells.values()) <= {run.name for run in study.runs}
+
+
+def test_every_run_of_a_study_gets_the_same_scaling():
+    study = STUDIES["S3"]
+    configs = [config(study, run, "cpu") for run in study.runs]
+    assert {(c.subset, c.epochs, c.model_kwargs["width"]) for c in configs} == {(50, 4, 0.5)}
+
+
+def test_s3_has_its_thirteen_cells_in_its_layout():
+    (table,) = STUDIES["S3"].tables
+    assert table.rows == ("short", "mid", "long")
+    assert table.columns == ("baseline", "+decay", "+norm", "+dropout", "+residual", "+all")
+    assert len(table.cells) == 13
+    assert {c for r, c in table.cells if r == "mid"} == {"+all"}  # S3 ran mid with all only
+    assert get_study("s3").run("short +all").reported == 0.4302
+
+
+def _runs(scores: dict[str, list[float]]) -> dict[tuple[str, int], types.SimpleNamespace]:
+    """Hand-made runs: what run_study collects, with chosen test accuracies."""
+    return {
+        (name, seed): types.SimpleNamespace(metrics={"test": {"accuracy": score}})
+        for name, seeds in scores.items()
+        for seed, score in enumerate(seeds)
+    }
+
+
+def test_cells_are_mean_and_std_over_seeds_and_close_ones_are_marked():
+    study = STUDIES["S3"]
+    runs = _runs({
+        "short baseline": [0.30, 0.32], "short +norm": [0.31, 0.33],  # within spread
+        "short +all": [0.45, 0.47], "long baseline": [0.20],  # one seed: no spread
+    })  # fmt: skip
+    cells = _cells(study, runs)
+    base, norm = cells.loc["short baseline"], cells.loc["short +norm"]
+    assert base["mean"] == pytest.approx(0.31) and base["std"] == pytest.approx(0.0141, abs=1e-4)
+    assert base["difference"] == pytest.approx(0.31 - 0.2271)
+    assert within_spread(norm, base) and not within_spread(cells.loc["short +all"], base)
+    assert not within_spread(cells.loc["long baseline"], base)
+    (table,) = study.tables
+    frame = layout(table, cells, study, "cpu")
+    assert frame.loc["short", "+norm"].startswith("32.00% ± 1.41% (2)")
+    assert "≈ short baseline (within spread)" in frame.loc["short", "+norm"]
+    assert "within spread" not in frame.loc["short", "+all"]
+    assert frame.loc["long", "baseline"].startswith("20.00%; study 14.07% (+5.93%)")
+    assert frame.loc["mid", "+dropout"] == ""  # no such run in S3
+    assert frame.loc["short", "+decay"] == "not run"
+    assert "budget cpu" in frame.attrs["title"]
+    assert math.isnan(cells.loc["short +decay", "mean"])
+
+
+class _Killed(BaseException):
+    """Stands for a kill."""
+
+
+@pytest.mark.slow
+def test_a_study_end_to_end_killed_midway_and_continued(data_dir, tmp_path, monkeypatch, capsys):
+    real, writes = files._replace, []
+
+    def killed(tmp: Path, path: Path) -> None:
+        writes.append(path)
+        if len(writes) == 25:  # a few runs in
+            raise _Killed
+        real(tmp, path)
+
+    common = ["S2", "--budget", "smoke", "--data-dir", str(data_dir), "--out", str(tmp_path)]
+    with monkeypatch.context() as m:
+        m.setattr(files, "_replace", killed)
+        with pytest.raises(_Killed):
+            main(common)
+    runs = tmp_path / "S2-smoke" / "runs"
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/metrics.json")}
+    assert 1 <= len(finished) < 6  # killed in the middle of the study
+    assert main(common) == 0
+    after = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/metrics.json")}
+    assert {k: after[k] for k in finished} == finished  # reused, not retrained
+    assert len(after) == 7
+    report = tmp_path / "S2-smoke" / "report"
+    table = pd.read_csv(report / "s2.csv", index_col=0)
+    assert list(table.index) == [r.name for r in STUDIES["S2"].runs]
+    assert "study 98.36%" in table.loc["LeNet", "test"]
+    text = (report / "README.md").read_text()
+    assert "budget smoke" in text and "not a result" in text
+    cells = pd.read_csv(report / "cells.csv")
+    assert {"run", "seeds", "mean", "std", "study", "difference"} <= set(cells.columns)
+
+
+def test_study_misuse_is_one_line(capsys):
+    cases = ((["S9"], "Unknown study 'S9'"), (["S3", "--only", "short"], "S3 has no run 'short'"),
+             (["S3", "--seeds", "0"], "--seeds: expected a whole number"))  # fmt: skip
+    for args, message in cases:
+        with pytest.raises(SystemExit) as stop:
+            main([*args, "--budget", "smoke"])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err

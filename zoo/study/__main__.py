@@ -1,0 +1,80 @@
+"""`python -m zoo.study NAME [--budget cpu] [--seeds N]` reruns a study and lays out its tables.
+
+Finished runs are reused and an interrupted one resumes, so the same command continues a study
+killed at any point. `--list` prints the studies, their runs and the time each budget takes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from zoo.cli import Parser, positive_int
+
+
+def _parser() -> Parser:
+    p = Parser(prog="python -m zoo.study", description=__doc__)
+    p.add_argument("study", nargs="?", help="S0, S1, S2, S3 or S4")
+    p.add_argument("--list", action="store_true",
+                   help="print the studies, their runs and each budget's time")  # fmt: skip
+    p.add_argument("--budget", choices=("smoke", "cpu", "full"), default="cpu",
+                   help="smoke: seconds; cpu: about 45 minutes on 2 cores; full: the study's "
+                        "own settings (default cpu)")  # fmt: skip
+    p.add_argument("--seeds", type=positive_int, default=1,
+                   help="runs per configuration; cells show mean ± std (default 1)")  # fmt: skip
+    p.add_argument("--data-dir", help="folder with the data (default: $ZOO_DATA_DIR, then TFDS)")
+    p.add_argument("--out", default="studies", help="folder of study folders (default: studies)")
+    p.add_argument("--only", nargs="+", metavar="RUN", help="train only these runs (by name)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return p
+
+
+def _list() -> None:
+    from zoo.study import STUDIES, estimate_seconds
+
+    for study in STUDIES.values():
+        times = ", ".join(
+            f"{b} ~{estimate_seconds(study, b) / 60:,.0f} min" for b in ("cpu", "full")
+        )
+        print(f"{study.name}  {study.title}  ({times} of training on 2 CPU cores)")
+        for run in study.runs:
+            figure = f"{run.reported:.2%}" if run.reported is not None else "-"
+            extra = "  [zoo's own]" if run.extra else ""
+            print(f"    {run.name:<30} {run.model:<20} {figure:>7}{extra}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the study CLI; 2 on misuse or a fault (one line), 130 on Ctrl-C."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    import logging
+
+    import zoo
+
+    # Keras warns of retracing when one process trains many models; here that is expected.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    try:
+        zoo.load()
+        if args.list:
+            _list()
+            return 0
+        if not args.study:
+            raise ValueError("give a STUDY (S0 ... S4) or --list.")
+        from zoo.study import run_study
+
+        run_study(
+            args.study, budget=args.budget, seeds=args.seeds, data_dir=args.data_dir,
+            out=args.out, only=args.only, verbose=not args.quiet,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        parser.exit(130, f"{parser.prog}: interrupted; the same command continues the study\n")
+    except (ValueError, TypeError, KeyError, FileNotFoundError, RuntimeError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        parser.exit(2, f"{parser.prog}: {message}\n")
+    except OSError as err:
+        what = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+        parser.exit(2, f"{parser.prog}: {what}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The five studies as data: their runs, the figures they reported, and their tables' layout.
+
+Each run is a model's recipe with the study's toggles and settings on top; `reported` is the
+study's own test accuracy for it (None where it gave none). Runs marked `extra` are the zoo's
+own, beyond the study, and are labelled so in every table. The digest of the studies is
+shared/design/STUDIES.md; the originals are the course reports it cites.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyRun:
+    """One configuration a study trained.
+
+    Attributes:
+        name: The run's name in the study's tables.
+        model: Registry name.
+        toggles: Builder toggles on top of the recipe's.
+        settings: Run settings (`RunConfig` fields) on top of the recipe's.
+        reported: The study's test accuracy for this run (0 to 1), or None.
+        extra: The zoo's own run beyond the study (for example with a sounder schedule).
+        note: What the run is, in a few words.
+    """
+
+    name: str
+    model: str
+    toggles: dict[str, Any] = dataclasses.field(default_factory=dict)
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reported: float | None = None
+    extra: bool = False
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A table as the study laid it out: each cell names the run it shows.
+
+    Attributes:
+        name: File name of the table.
+        title: Its caption.
+        rows: Row labels, top to bottom.
+        columns: Column labels, left to right.
+        cells: `(row, column) -> run name`; a missing cell stays empty (as in the study).
+    """
+
+    name: str
+    title: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+    cells: dict[tuple[str, str], str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """A study: its runs, tables, figures, searches and how each budget scales it.
+
+    Attributes:
+        name: `S0` ... `S4`.
+        title: What it studied.
+        runs: Every configuration it trained.
+        tables: Its tables, as it laid them out.
+        figures: The figures it drew (`python -m reports` names).
+        searches: The `tuning` spaces it searched.
+        budgets: Settings (and toggles under `"toggles"`) applied to every run at a budget;
+            `full` is the study's own settings.
+        scaling: For each budget other than `full`, how it scales the study, in words.
+    """
+
+    name: str
+    title: str
+    runs: tuple[StudyRun, ...]
+    tables: tuple[Table, ...]
+    figures: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    budgets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    scaling: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def run(self, name: str) -> StudyRun:
+        """The run called `name`.
+
+        Raises:
+            KeyError: No such run (naming the study's runs).
+        """
+        for run in self.runs:
+            if run.name == name:
+                return run
+        raise KeyError(f"{self.name} has no run {name!r}; its runs: {_names(self.runs)}.")
+
+
+def _names(runs: tuple[StudyRun, ...]) -> str:
+    return ", ".join(run.name for run in runs)
+
+
+def _one_column(name: str, title: str, runs: tuple[StudyRun, ...]) -> Table:
+    """A table with a row per run, in the runs' order."""
+    return Table(name, title, tuple(r.name for r in runs), ("test",),
+                 {(r.name, "test"): r.name for r in runs})  # fmt: skip
+
+
+SMOKE: dict[str, Any] = dict(epochs=1, subset=5, test_subset=5, batch_size=16)
+
+# --- S0: CS231n's convnets on CIFAR-10 --------------------------------------------------------
+
+# S0's runs differ from its final recipe: the baseline is CS231n's DeeperConvNet defaults,
+# Adam 1e-3 for 10 epochs at a constant rate without early stopping.
+_S0_PLAIN = dict(lr=1e-3, schedule="constant", early_stopping=0, epochs=10)
+_S0_BASE = dict(hidden=100, init_std=1e-3, weight_decay=1e-3, bn=False, dropout=0.0)
+_S0_RUNS = (
+    StudyRun("three-layer", "three_layer_convnet", note="CS231n's three-layer net"),
+    StudyRun("baseline", "deeper_convnet", _S0_BASE, _S0_PLAIN, 0.632),
+    StudyRun("+BN", "deeper_convnet", {**_S0_BASE, "bn": True}, _S0_PLAIN),
+    StudyRun("+dropout", "deeper_convnet", {**_S0_BASE, "dropout": 0.5}, _S0_PLAIN),
+    StudyRun(
+        "+BN+dropout",
+        "deeper_convnet",
+        {**_S0_BASE, "hidden": 128, "bn": True, "dropout": 0.5},
+        _S0_PLAIN,
+        0.138,
+        note="keep ratio 0.5: collapsed",
+    ),  # fmt: skip
+    StudyRun(
+        "+BN+dropout wide",
+        "deeper_convnet",
+        dict(filters=(64, 128), hidden=512, init_std=1e-2, weight_decay=5e-4, bn=True, dropout=0.2),
+        {**_S0_PLAIN, "epochs": 15},
+        0.128,
+        note="keep ratio 0.8: collapsed",
+    ),  # fmt: skip
+    StudyRun(
+        "BN, no lr decay",
+        "deeper_convnet",
+        dict(hidden=128, init_std=1e-2, weight_decay=1e-4, bn=True, dropout=0.0),
+        {**_S0_PLAIN, "epochs": 20},
+        0.107,
+        note="20 epochs at lr 1e-3: diverged",
+    ),  # fmt: skip
+    StudyRun(
+        "final",
+        "deeper_convnet",
+        reported=0.692,
+        note="hidden 256, reg 5e-4, lr 5e-4 halved every 5 epochs, early stopping 5",
+    ),
+    StudyRun(
+        "+BN+dropout, lr decay",
+        "deeper_convnet",
+        {"dropout": 0.2},
+        extra=True,
+        note="the final recipe with dropout 0.2: BN and dropout together can train",
+    ),
+)
+S0 = Study(
+    "S0", "CS231n's convnets on CIFAR-10: batch norm, dropout, and a tuned final model",
+    _S0_RUNS, (_one_column("s0", "S0: test accuracy of each model", _S0_RUNS),),
+    budgets={"cpu": dict(subset=0.35)},
+    scaling={"cpu": "35 % of the training images (15,750), every run's own epochs"},
+)  # fmt: skip
+
+# --- S1: BasicCNN / ImprovedCNN / ResidualCNN, VGG-A +- BN on CIFAR-10 -----------------------
+
+_S1_RUNS = (
+    StudyRun("BasicCNN", "basic_cnn", reported=0.8291),
+    StudyRun("ImprovedCNN", "improved_cnn", reported=0.9261),
+    StudyRun("ResidualCNN", "resnet_cnn", reported=0.9157),
+    StudyRun("VGG-A", "vgg_a", reported=0.84),
+    StudyRun("VGG-A-BN", "vgg_a", {"bn": True}, reported=0.89),
+)
+S1 = Study(
+    "S1", "Three CNNs on CIFAR-10, and VGG-A with and without batch norm",
+    _S1_RUNS,
+    (
+        _one_column("s1_models", "S1: the three models", _S1_RUNS[:3]),
+        _one_column("s1_vgg", "S1: VGG-A against VGG-A-BN", _S1_RUNS[3:]),
+    ),
+    figures=("curves", "confusion", "filters", "landscape vgg_a --compare bn=True"),
+    budgets={"cpu": dict(subset=0.3, epochs=10, early_stopping=0, toggles={"width": 0.5})},
+    scaling={"cpu": "half of every width, 30 % of the training images (13,500), 10 epochs"},
+)  # fmt: skip
+
+# --- S2: MLP and LeNet on MNIST ----------------------------------------------------------------
+
+_S2_RUNS = (
+    StudyRun("MLP", "mlp_mnist", reported=0.9806, note="S2's recipe (our L2 1e-4)"),
+    StudyRun("MLP, no L2", "mlp_mnist", {"weight_decay": 0.0}, reported=0.9803),
+    StudyRun("MLP, augmented", "mlp_mnist", settings={"augment": True}, reported=0.9826),
+    StudyRun("MLP, sigmoid", "mlp_mnist", {"activation": "sigmoid"}),
+    StudyRun("MLP, relu", "mlp_mnist", {"activation": "relu"}),
+    StudyRun("MLP, leaky_relu", "mlp_mnist", {"activation": "leaky_relu"}),
+    StudyRun("LeNet", "lenet", reported=0.9836),
+)
+S2 = Study(
+    "S2", "An MLP and LeNet on MNIST, with S2's grid search and gamma sweep",
+    _S2_RUNS, (_one_column("s2", "S2: test accuracy of each model", _S2_RUNS),),
+    figures=("weight tiles",), searches=("mlp_mnist", "mlp_mnist_gamma"),
+    budgets={"cpu": {}},
+    scaling={"cpu": "S2's own settings: the whole study fits the budget"},
+)  # fmt: skip
+
+# --- S3: depth ablation on Tiny ImageNet -------------------------------------------------------
+
+_ALL = dict(bn=True, dropout=0.5, residual=True)
+_S3_TOGGLES = {
+    "baseline": ({}, {}),
+    "+decay": ({}, {"schedule": "plateau"}),
+    "+norm": ({"bn": True}, {}),
+    "+dropout": ({"dropout": 0.5}, {}),
+    "+residual": ({"residual": True}, {}),
+    "+all": (_ALL, {"schedule": "plateau"}),
+}
+_S3_REPORTED = {
+    ("short", "baseline"): 0.2271, ("long", "baseline"): 0.1407,
+    ("short", "+decay"): 0.2666, ("long", "+decay"): 0.151,
+    ("short", "+norm"): 0.3406, ("long", "+norm"): 0.1459,
+    ("short", "+dropout"): 0.2414, ("long", "+dropout"): 0.2901,
+    ("short", "+residual"): 0.0049, ("long", "+residual"): 0.1393,
+    ("short", "+all"): 0.4302, ("long", "+all"): 0.2762, ("mid", "+all"): 0.3617,
+}  # fmt: skip
+_S3_RUNS = tuple(
+    StudyRun(f"{depth} {column}", "tiny_baseline", {"depth": depth, **_S3_TOGGLES[column][0]},
+             _S3_TOGGLES[column][1], reported)
+    for (depth, column), reported in _S3_REPORTED.items()
+)  # fmt: skip
+S3 = Study(
+    "S3", "Depth against batch norm, dropout, lr decay and residual blocks on Tiny ImageNet",
+    _S3_RUNS,
+    (Table("s3", "S3: test accuracy, depth down, toggles across", ("short", "mid", "long"),
+           tuple(_S3_TOGGLES), {key: f"{key[0]} {key[1]}" for key in _S3_REPORTED}),),
+    budgets={"cpu": dict(subset=50, epochs=4, early_stopping=0, toggles={"width": 0.5})},
+    scaling={"cpu": "half of every width, 50 training images per class (10,000), 4 epochs"},
+)  # fmt: skip
+
+# --- S4: Inception and VGG on CIFAR-10 ---------------------------------------------------------
+
+_S4_RUNS = (
+    StudyRun("Inception v1", "inception_v1", reported=0.85),
+    StudyRun("residual Inception, Adam", "inception_v1", {"residual": True, "weight_decay": 1e-4},
+             reported=0.87),
+    StudyRun("residual Inception, AdamW", "inception_v1", {"residual": True},
+             {"optimizer": "adamw", "decoupled_decay": 1e-4}),
+    StudyRun("residual Inception, RMSprop", "inception_v1", {"residual": True,
+             "weight_decay": 1e-4}, {"optimizer": "rmsprop", "rho": 0.99}),
+    StudyRun("VGG", "vgg_a", {"weight_decay": 1e-4}, reported=0.85),
+    StudyRun("VGG-BN", "vgg_a", {"bn": True, "weight_decay": 1e-4}, reported=0.88),
+)  # fmt: skip
+S4 = Study(
+    "S4", "GoogLeNet and its residual form, VGG against VGG-BN, on CIFAR-10",
+    _S4_RUNS,
+    (
+        _one_column("s4_inception", "S4: Inception and its residual form", _S4_RUNS[:4]),
+        _one_column("s4_vgg", "S4: VGG against VGG-BN", _S4_RUNS[4:]),
+    ),
+    figures=("landscape vgg_a --compare bn=True --lrs 1e-3,1e-4,5e-4,5e-5",),
+    budgets={"cpu": dict(subset=0.1, epochs=8, early_stopping=0, toggles={"width": 0.5})},
+    scaling={"cpu": "half of every width, 10 % of the training images (4,500), 8 epochs"},
+)  # fmt: skip
+
+STUDIES: dict[str, Study] = {s.name: s for s in (S0, S1, S2, S3, S4)}

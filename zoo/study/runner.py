@@ -1,0 +1,254 @@
+"""A study as one command: train its missing runs through `zoo.train`, then lay out its tables.
+
+    from zoo.study import run_study
+    result = run_study("S3", budget="cpu", seeds=2, data_dir="~/data", out="studies")
+    result.tables["s3"]           # the study's layout: ours (mean ± std) against its figure
+
+Runs go to `out/<study>-<budget>/runs`, named by their settings, so a rerun reuses finished runs
+and resumes an interrupted one from its last finished epoch. Each run records its budget in
+config.json (`RunConfig.budget`), and every table says which budget it shows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from zoo.files import write_csv, write_text
+from zoo.recipes import RunConfig, recipe
+from zoo.study.catalog import SMOKE, STUDIES, Study, StudyRun, Table
+
+BUDGETS = ("smoke", "cpu", "full")
+# Training images of each home dataset's full train split, for the time estimates.
+TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000, "tiny_imagenet": 100_000}
+CLASSES = {"mnist": 10, "cifar10": 10, "tiny_imagenet": 200}
+# Training FLOP/s to expect on 2 CPU cores: zoo.bench measured 180-290 GFLOP/s (3 x forward
+# FLOPs x images/s) on an AVX-512 Xeon and about half on an AVX2 EPYC; the estimate takes 150.
+CPU_FLOPS = 150e9
+
+
+@dataclasses.dataclass
+class StudyResult:
+    """What `run_study` trained and wrote.
+
+    Attributes:
+        study: The study.
+        budget: `smoke`, `cpu` or `full`.
+        folder: `out/<study>-<budget>`: its runs and report.
+        runs: `(run name, seed) -> zoo.train.Run`.
+        tables: Table name -> the table as laid out (a DataFrame of text cells).
+        cells: One row per cell: run, seeds, mean, std, the study's figure, the difference.
+    """
+
+    study: Study
+    budget: str
+    folder: Path
+    runs: dict[tuple[str, int], Any]
+    tables: dict[str, pd.DataFrame]
+    cells: pd.DataFrame
+
+
+def get_study(name: str) -> Study:
+    """The study called `name` (`S0` ... `S4`, any case).
+
+    Raises:
+        ValueError: Unknown study, naming the valid ones.
+    """
+    study = STUDIES.get(name.upper())
+    if study is None:
+        raise ValueError(f"Unknown study {name!r}. Studies: {', '.join(STUDIES)}.")
+    return study
+
+
+def config(
+    study: Study, run: StudyRun, budget: str, *, seed: int = 0, data_dir: str | None = None
+) -> RunConfig:
+    """The `RunConfig` of one study run at a budget: its recipe, the run's toggles and
+    settings, then the budget's scaling, which is the same for every run of the study.
+
+    Raises:
+        ValueError: Unknown budget.
+    """
+    if budget not in BUDGETS:
+        raise ValueError(f"Unknown budget {budget!r}. Budgets: {', '.join(BUDGETS)}.")
+    scaling = dict(SMOKE if budget == "smoke" else study.budgets.get(budget, {}))
+    if budget == "full":
+        scaling = {}
+    toggles = scaling.pop("toggles", {})
+    base = recipe(run.model)
+    return dataclasses.replace(
+        base,
+        **{**run.settings, **scaling},
+        model_kwargs={**base.model_kwargs, **run.toggles, **toggles},
+        seed=seed,
+        data_dir=data_dir,
+        budget=budget,
+    )
+
+
+def estimate_seconds(study: Study, budget: str, seeds: int = 1) -> float:
+    """Training time to expect on 2 CPU cores, from each model's FLOPs and its image count."""
+    import zoo
+    from zoo.train import forward_flops
+
+    total = 0.0
+    for run in study.runs:
+        cfg = config(study, run, budget)
+        dataset = cfg.home_dataset
+        images = TRAIN_IMAGES[dataset] * 0.9  # less the validation split
+        if isinstance(cfg.subset, float):
+            images *= cfg.subset
+        elif isinstance(cfg.subset, int):
+            images = min(images, cfg.subset * CLASSES[dataset])
+        flops = forward_flops(zoo.build(cfg.model, **cfg.model_kwargs))
+        total += 3 * flops * images * cfg.epochs / CPU_FLOPS
+    return total * seeds
+
+
+def run_study(
+    name: str,
+    *,
+    budget: str = "cpu",
+    seeds: int = 1,
+    data_dir: str | None = None,
+    out: str | Path = "studies",
+    only: list[str] | None = None,
+    verbose: bool = True,
+) -> StudyResult:
+    """Trains every missing run of a study at a budget, then writes its tables.
+
+    Args:
+        name: `S0` ... `S4`.
+        budget: `smoke` (seconds, for tests), `cpu` (about 45 minutes on 2 CPU cores) or
+            `full` (the study's own settings).
+        seeds: Runs per configuration, seeds 0 ... seeds - 1.
+        data_dir: Folder with the data (see `zoo.data.load`).
+        out: Folder of study folders.
+        only: Names of the runs to train (default all); the tables show what exists.
+        verbose: Print each run's result.
+
+    Returns:
+        The `StudyResult`.
+
+    Raises:
+        ValueError: Unknown study, budget or run name, or seeds < 1.
+    """
+    from zoo.train import train
+
+    study = get_study(name)
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}.")
+    wanted = [study.run(n) for n in only] if only else list(study.runs)
+    folder = Path(out) / f"{study.name}-{budget}"
+    runs = {}
+    for seed in range(seeds):
+        for run in wanted:
+            cfg = config(study, run, budget, seed=seed, data_dir=data_dir)
+            done = train(cfg, folder / "runs", verbose=0)
+            runs[(run.name, seed)] = done
+            if verbose:
+                accuracy = done.metrics.get("test", {}).get("accuracy")
+                shown = f"{accuracy:.2%}" if accuracy is not None else "no score"
+                print(f"{study.name} {run.name} seed {seed}: test {shown} ({done.path.name})")
+    cells = _cells(study, runs)
+    tables = {t.name: layout(t, cells, study, budget) for t in study.tables}
+    _write(study, budget, folder, tables, cells)
+    if verbose:
+        print(f"{folder}: {len(runs)} runs; tables in {folder / 'report'}")
+    return StudyResult(study, budget, folder, runs, tables, cells)
+
+
+def _cells(study: Study, runs: dict[tuple[str, int], Any]) -> pd.DataFrame:
+    rows = []
+    for run in study.runs:
+        scores = [
+            r.metrics["test"]["accuracy"]
+            for (name, _), r in runs.items()
+            if name == run.name and "test" in r.metrics
+        ]
+        mean = statistics.fmean(scores) if scores else math.nan
+        std = statistics.stdev(scores) if len(scores) > 1 else math.nan
+        rows.append(dict(
+            run=run.name, model=run.model, seeds=len(scores), mean=mean, std=std,
+            study=run.reported, difference=mean - run.reported if run.reported else math.nan,
+            extra=run.extra, note=run.note,
+        ))  # fmt: skip
+    return pd.DataFrame(rows).set_index("run")
+
+
+def within_spread(a: pd.Series, b: pd.Series) -> bool:
+    """Whether two cells' means differ by no more than their spreads (one std each) add up
+    to: a difference a rerun could undo. Cells of one run have no spread to judge by."""
+    if a["seeds"] < 2 or b["seeds"] < 2:
+        return False
+    return abs(a["mean"] - b["mean"]) <= a["std"] + b["std"]
+
+
+def _text(cell: pd.Series, reference: pd.Series | None) -> str:
+    if not cell["seeds"]:
+        return "not run"
+    ours = f"{cell['mean']:.2%}"
+    if cell["seeds"] > 1:
+        ours += f" ± {cell['std']:.2%} ({cell['seeds']})"
+    parts = [ours]
+    if not math.isnan(cell["study"] or math.nan):
+        parts.append(f"study {cell['study']:.2%} ({cell['difference']:+.2%})")
+    if reference is not None and within_spread(cell, reference):
+        parts.append(f"≈ {reference.name} (within spread)")
+    if cell["extra"]:
+        parts.append("zoo's own run")
+    return "; ".join(parts)
+
+
+def layout(table: Table, cells: pd.DataFrame, study: Study, budget: str) -> pd.DataFrame:
+    """The table as the study laid it out; each cell: ours (mean ± std, seeds), the study's
+    figure and the difference, and `≈` where it lies within the spread of the row's first cell.
+    """
+    frame = pd.DataFrame("", index=list(table.rows), columns=list(table.columns))
+    for row in table.rows:
+        first = next(
+            (table.cells[(row, c)] for c in table.columns if (row, c) in table.cells), None
+        )
+        for column in table.columns:
+            name = table.cells.get((row, column))
+            if name is None:
+                continue
+            reference = cells.loc[first] if first and first != name else None
+            frame.loc[row, column] = _text(cells.loc[name], reference)
+    frame.attrs["title"] = f"{table.title} — budget {budget}: {_scaling(study, budget)}"
+    return frame
+
+
+def _scaling(study: Study, budget: str) -> str:
+    if budget == "full":
+        return "the study's own settings"
+    if budget == "smoke":
+        return "a smoke test (1 epoch, 5 images per class): not a result"
+    return study.scaling.get(budget, "")
+
+
+def _write(
+    study: Study, budget: str, folder: Path, tables: dict[str, pd.DataFrame], cells: pd.DataFrame
+) -> None:
+    report = folder / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    sections = [f"# {study.name}: {study.title}\n"]
+    for name, frame in tables.items():
+        write_csv(report / f"{name}.csv", frame)
+        sections.append(f"## {frame.attrs['title']}\n\n{_markdown(frame)}\n")
+        write_text(report / f"{name}.html",
+                   f"<h2>{frame.attrs['title']}</h2>\n" + frame.to_html(border=0))  # fmt: skip
+    write_csv(report / "cells.csv", cells)
+    write_text(report / "README.md", "\n".join(sections))
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    header = "| | " + " | ".join(frame.columns) + " |"
+    rule = "|---" * (len(frame.columns) + 1) + "|"
+    rows = [f"| {i} | " + " | ".join(str(v) for v in row) + " |" for i, row in frame.iterrows()]
+    return "\n".join([header, rule, *rows])

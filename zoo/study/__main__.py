@@ -35,7 +35,7 @@ def _list() -> None:
         times = ", ".join(
             f"{b} ~{estimate_seconds(study, b) / 60:,.0f} min" for b in ("cpu", "full")
         )
-        print(f"{study.name}  {study.title}  ({times} of training on 2 CPU cores)")
+        print(f"{study.name}  {study.title}  ({times} of training and evaluation on 2 CPU cores)")
         for run in study.runs:
             figure = f"{run.reported:.2%}" if run.reported is not None else "-"
             extra = "  [zoo's own]" if run.extra else ""

@@ -66,7 +66,7 @@ class Study:
         figures: The figures it drew (`python -m reports` names).
         searches: The `tuning` spaces it searched.
         budgets: Settings (and toggles under `"toggles"`) applied to every run at a budget;
-            `full` is the study's own settings.
+            `full` is the study's own settings, and `smoke` adds to `SMOKE`.
         scaling: For each budget other than `full`, how it scales the study, in words.
     """
 
@@ -176,7 +176,8 @@ S1 = Study(
         _one_column("s1_vgg", "S1: VGG-A against VGG-A-BN", _S1_RUNS[3:]),
     ),
     figures=("curves", "confusion", "filters", "landscape vgg_a --compare bn=True"),
-    budgets={"cpu": dict(subset=0.3, epochs=10, early_stopping=0, toggles={"width": 0.5})},
+    budgets={"cpu": dict(subset=0.3, epochs=10, early_stopping=0, toggles={"width": 0.5}),
+             "smoke": dict(toggles={"width": 0.25})},
     scaling={"cpu": "half of every width, 30 % of the training images (13,500), 10 epochs"},
 )  # fmt: skip
 
@@ -228,7 +229,8 @@ S3 = Study(
     _S3_RUNS,
     (Table("s3", "S3: test accuracy, depth down, toggles across", ("short", "mid", "long"),
            tuple(_S3_TOGGLES), {key: f"{key[0]} {key[1]}" for key in _S3_REPORTED}),),
-    budgets={"cpu": dict(subset=50, epochs=4, early_stopping=0, toggles={"width": 0.5})},
+    budgets={"cpu": dict(subset=50, epochs=4, early_stopping=0, toggles={"width": 0.5}),
+             "smoke": dict(toggles={"width": 0.25}, test_subset=2)},
     scaling={"cpu": "half of every width, 50 training images per class (10,000), 4 epochs"},
 )  # fmt: skip
 
@@ -253,8 +255,9 @@ S4 = Study(
         _one_column("s4_vgg", "S4: VGG against VGG-BN", _S4_RUNS[4:]),
     ),
     figures=("landscape vgg_a --compare bn=True --lrs 1e-3,1e-4,5e-4,5e-5",),
-    budgets={"cpu": dict(subset=0.1, epochs=8, early_stopping=0, toggles={"width": 0.5})},
-    scaling={"cpu": "half of every width, 10 % of the training images (4,500), 8 epochs"},
+    budgets={"cpu": dict(subset=0.1, epochs=7, early_stopping=0, toggles={"width": 0.5}),
+             "smoke": dict(toggles={"width": 0.25})},
+    scaling={"cpu": "half of every width, 10 % of the training images (4,500), 7 epochs"},
 )  # fmt: skip
 
 STUDIES: dict[str, Study] = {s.name: s for s in (S0, S1, S2, S3, S4)}

@@ -24,8 +24,9 @@ from zoo.recipes import RunConfig, recipe
 from zoo.study.catalog import SMOKE, STUDIES, Study, StudyRun, Table
 
 BUDGETS = ("smoke", "cpu", "full")
-# Training images of each home dataset's full train split, for the time estimates.
+# Images of each home dataset's full train and test splits, for the time estimates.
 TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000, "tiny_imagenet": 100_000}
+TEST_IMAGES = {"mnist": 10_000, "cifar10": 10_000, "tiny_imagenet": 10_000}
 CLASSES = {"mnist": 10, "cifar10": 10, "tiny_imagenet": 200}
 # Training FLOP/s to expect on 2 CPU cores: zoo.bench measured 180-290 GFLOP/s (3 x forward
 # FLOPs x images/s) on an AVX-512 Xeon and about half on an AVX2 EPYC; the estimate takes 150.
@@ -76,9 +77,9 @@ def config(
     """
     if budget not in BUDGETS:
         raise ValueError(f"Unknown budget {budget!r}. Budgets: {', '.join(BUDGETS)}.")
-    scaling = dict(SMOKE if budget == "smoke" else study.budgets.get(budget, {}))
-    if budget == "full":
-        scaling = {}
+    scaling = {} if budget == "full" else dict(study.budgets.get(budget, {}))
+    if budget == "smoke":
+        scaling = {**SMOKE, **scaling}
     toggles = scaling.pop("toggles", {})
     base = recipe(run.model)
     return dataclasses.replace(
@@ -92,7 +93,9 @@ def config(
 
 
 def estimate_seconds(study: Study, budget: str, seeds: int = 1) -> float:
-    """Training time to expect on 2 CPU cores, from each model's FLOPs and its image count."""
+    """Time to expect on 2 CPU cores, from each model's FLOPs and its image counts: training
+    (three forward passes' worth per image), each epoch's validation, and the final evaluation
+    of train, val and test."""
     import zoo
     from zoo.train import forward_flops
 
@@ -105,8 +108,12 @@ def estimate_seconds(study: Study, budget: str, seeds: int = 1) -> float:
             images *= cfg.subset
         elif isinstance(cfg.subset, int):
             images = min(images, cfg.subset * CLASSES[dataset])
+        test = TEST_IMAGES[dataset]
+        if cfg.test_subset is not None:
+            test = min(test, cfg.test_subset * CLASSES[dataset])
+        evaluated = images / 9 * cfg.epochs + images * 10 / 9 + test
         flops = forward_flops(zoo.build(cfg.model, **cfg.model_kwargs))
-        total += 3 * flops * images * cfg.epochs / CPU_FLOPS
+        total += flops * (3 * images * cfg.epochs + evaluated) / CPU_FLOPS
     return total * seeds
 
 

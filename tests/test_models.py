@@ -64,6 +64,12 @@ def test_s1_parameter_counts_are_exact(name, count):
     assert _trainable(zoo.build(name)) == count
 
 
+def test_s4_parameter_counts_are_its_published_codes():
+    assert _trainable(zoo.build("inception_v1")) == 5_971_962
+    assert _trainable(zoo.build("inception_v1", residual=True)) == 7_954_986
+    assert _trainable(zoo.build("inception_v1", stem=(192,))) == 5_971_962 - 107_200
+
+
 def test_other_known_parameter_counts():
     assert _trainable(zoo.build("vgg_a")) == 9_750_922
     assert _trainable(zoo.build("mlp_mnist")) == 784 * 1000 + 1000 + 1000 * 10 + 10

@@ -109,6 +109,7 @@ def test_a_study_end_to_end_killed_midway_and_continued(data_dir, tmp_path, monk
     assert "study 98.36%" in table.loc["LeNet", "test"]
     text = (report / "README.md").read_text()
     assert "budget smoke" in text and "not a result" in text
+    assert (report / "runs" / "index.html").is_file()  # each run's figures
     cells = pd.read_csv(report / "cells.csv")
     assert {"run", "seeds", "mean", "std", "study", "difference"} <= set(cells.columns)
 

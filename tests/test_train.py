@@ -498,7 +498,8 @@ def test_migrate_reads_format1_as_it_ran():
     assert old().decoupled_decay == 1e-4 and old().momentum is None
     assert old(optimizer="momentum", momentum=0.5).momentum == 0.5
     # Format-1 RMSprop ignored its momentum: it ran without, today's default for it.
-    rmsprop = RunConfig("inception_v1", optimizer="rmsprop", decoupled_decay=1e-4)
+    rmsprop = RunConfig("inception_v1", optimizer="rmsprop", decoupled_decay=1e-4,
+                        model_kwargs={"stem": (192,)})  # fmt: skip
     assert old(optimizer="rmsprop", momentum=0.9) == rmsprop
     assert old(optimizer="rmsprop", momentum=0.5).momentum is None
     today = {"format": 2, "config": {"model": "mlp_mnist", "decoupled_decay": 0.1}}
@@ -525,3 +526,12 @@ def test_the_same_command_resumes_an_unfinished_format1_run(data_dir, tmp_path, 
     (old / "metrics.json").unlink()
     assert train(recipe("mlp_mnist", **FORMAT1_COMMAND), tmp_path, verbose=0).path == old
     assert json.loads((old / "config.json").read_text())["recipe"]["lr"] == 0.5
+
+
+def test_a_format1_inception_keeps_its_single_stem_conv():
+    from zoo.recipes import migrate
+
+    old = {"config": {"model": "inception_v1", "model_kwargs": {"residual": True}}}
+    assert migrate(old)["config"]["model_kwargs"] == {"residual": True, "stem": (192,)}
+    old = {"config": {"model": "inception_v1", "model_kwargs": {"stem_filters": 96}}}
+    assert migrate(old)["config"]["model_kwargs"] == {"stem": (96,)}

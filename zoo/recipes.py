@@ -231,7 +231,8 @@ def migrate(saved: dict[str, Any]) -> dict[str, Any]:
     """A run folder's config.json record brought to today's format (`CONFIG_FORMAT`).
 
     Format 1 (no "format" key) named the optimizer's decoupled decay `weight_decay`, and stored
-    momentum 0.9 by default, which `rmsprop` ignored: it always ran without momentum. Every
+    momentum 0.9 by default, which `rmsprop` ignored: it always ran without momentum. Its
+    `inception_v1` had one stem conv of `stem_filters` (192), today's `stem=(192,)`. Every
     reader of config.json goes through here, so old run folders keep loading, and a migrated
     config equals the one today's recipe and flags give for the same command.
 
@@ -258,6 +259,10 @@ def migrate(saved: dict[str, Any]) -> dict[str, Any]:
             config["momentum"] = None if momentum == 0.9 else 0.0  # it ran without momentum
         elif momentum == 0.9:
             config["momentum"] = None  # the old default
+        if config.get("model") == "inception_v1":  # format 1 had one stem conv, of 192
+            toggles = dict(config.get("model_kwargs") or {})
+            toggles["stem"] = (toggles.pop("stem_filters", 192),)
+            config["model_kwargs"] = toggles
         saved["config"] = config
     saved["format"] = CONFIG_FORMAT
     return saved

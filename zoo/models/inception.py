@@ -78,14 +78,15 @@ def inception_v1(
     bn: bool = False,
     dropout: float = 0.0,
     width: float = 1.0,
-    stem_filters: int = 192,
+    stem: tuple[int, ...] = (64, 192),
     activation: Activation = "relu",
     weight_decay: float = 0.0,
 ) -> keras.Model:
     """GoogLeNet without auxiliary heads, adapted to 32x32 input (S4).
 
     Configuration: the ImageNet stem (7x7/2 conv, pools) would shrink 32x32 to 4x4 before the
-    first Inception block, so a single conv3x3 of 192 filters replaces it; then GoogLeNet's nine
+    first Inception block, so two conv3x3 of 64 and 192 filters replace it, as in S4's code
+    (5,971,962 trainable parameters, S4's count; 7,954,986 residual); then GoogLeNet's nine
     blocks 3a-5b with their published widths and 3x3/2 max-pools after 3b and 4e (32 -> 16 -> 8),
     global average pooling to 1024 features and a dense layer. S4 trained it with Adam lr 1e-4
     for 200 epochs (85 %); its residual form with scaled branches reached about 87 %.
@@ -98,7 +99,7 @@ def inception_v1(
         bn: BatchNormalization after every conv, before the activation.
         dropout: Dropout rate before the dense layer (GoogLeNet used 0.4).
         width: Multiplier of every filter count.
-        stem_filters: Filters of the stem conv, before `width` scaling.
+        stem: Filters of each stem conv3x3, before `width` scaling (`(192,)`: one conv).
         activation: Activation after every conv.
         weight_decay: Weight decay of every kernel, as an L2 loss (see `zoo.layers`).
 
@@ -107,7 +108,9 @@ def inception_v1(
     """
     conv = dict(bn=bn, activation=activation, use_bias=not bn, weight_decay=weight_decay)
     inputs = keras.Input(input_shape, name="image")
-    x = conv_bn_act(inputs, scaled(stem_filters, width), 3, name="stem", **conv)
+    x = inputs
+    for i, filters in enumerate(stem, start=1):
+        x = conv_bn_act(x, scaled(filters, width), 3, name=f"stem{i}", **conv)
     for i, item in enumerate(SPEC):
         if item == "M":
             x = max_pool(x, name=f"pool{i}", pool_size=3, strides=2)

@@ -165,6 +165,10 @@ def run_study(
     cells = _cells(study, runs)
     tables = {t.name: layout(t, cells, study, budget) for t in study.tables}
     _write(study, budget, folder, tables, cells)
+    # Each run's curves, confusion matrix and first-layer filters, as `python -m reports` draws.
+    from reports.build import build as build_report
+
+    build_report([str(folder / "runs")], folder / "report" / "runs", verbose=False)
     if verbose:
         print(f"{folder}: {len(runs)} runs; tables in {folder / 'report'}")
     return StudyResult(study, budget, folder, runs, tables, cells)

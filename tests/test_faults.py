@@ -81,13 +81,19 @@ def test_an_interruption_at_every_write_point_resumes_to_the_same_run(
         _same_run(train(config, out, verbose=0), whole)
 
 
+def _killed_in_the_second_epoch(config: RunConfig, out: Path, monkeypatch) -> Path:
+    """Runs `config` until a write in its second epoch, after the first one's backup."""
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 6)
+        with pytest.raises(_Killed):
+            train(config, out, verbose=0)
+    (folder,) = out.iterdir()
+    return folder
+
+
 def test_what_a_killed_writer_left_is_cleared_when_the_run_resumes(data_dir, tmp_path, monkeypatch):
     config = _tiny(data_dir)
-    with monkeypatch.context() as m:
-        _interrupt_at(m, 6)  # in the second epoch, after the first one's backup
-        with pytest.raises(_Killed):
-            train(config, tmp_path, verbose=0)
-    (folder,) = tmp_path.iterdir()
+    folder = _killed_in_the_second_epoch(config, tmp_path, monkeypatch)
     # What a SIGKILL during two writes leaves: a half-written file and a half-written backup.
     (folder / f"{files.TMP_PREFIX}999-history.csv").write_text("epoch,lo")
     half = folder / "backup" / f"{files.TMP_PREFIX}999-epoch-00002"
@@ -131,11 +137,7 @@ def test_a_damaged_config_json_is_rewritten_and_the_run_resumes(data_dir, tmp_pa
 
 def test_config_json_is_not_rewritten_on_resume(data_dir, tmp_path, monkeypatch):
     config = _tiny(data_dir)
-    with monkeypatch.context() as m:
-        _interrupt_at(m, 6)  # in the second epoch, after the first one's backup
-        with pytest.raises(_Killed):
-            train(config, tmp_path, verbose=0)
-    (folder,) = tmp_path.iterdir()
+    folder = _killed_in_the_second_epoch(config, tmp_path, monkeypatch)
     before = (folder / "config.json").stat().st_mtime_ns
     with monkeypatch.context() as m:
         writes = _interrupt_at(m, 0)["writes"]

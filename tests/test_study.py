@@ -123,3 +123,15 @@ def test_study_misuse_is_one_line(capsys):
         assert stop.value.code == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_the_recorded_study_results_have_their_columns():
+    """results/ holds what `python -m zoo.study NAME --budget B` measured (cells.csv each)."""
+    recorded = sorted((Path(__file__).resolve().parents[1] / "results").glob("S*-*.csv"))
+    assert recorded
+    for path in recorded:
+        study, budget = path.stem.split("-")
+        frame = pd.read_csv(path)
+        assert {"run", "model", "seeds", "mean", "std", "study", "difference"} <= set(frame)
+        assert set(frame["run"]) == {run.name for run in STUDIES[study].runs}, path
+        assert budget in ("smoke", "cpu", "full")

@@ -255,9 +255,9 @@ S4 = Study(
         _one_column("s4_vgg", "S4: VGG against VGG-BN", _S4_RUNS[4:]),
     ),
     figures=("landscape vgg_a --compare bn=True --lrs 1e-3,1e-4,5e-4,5e-5",),
-    budgets={"cpu": dict(subset=0.1, epochs=7, early_stopping=0, toggles={"width": 0.5}),
+    budgets={"cpu": dict(subset=0.1, epochs=6, early_stopping=0, toggles={"width": 0.5}),
              "smoke": dict(toggles={"width": 0.25})},
-    scaling={"cpu": "half of every width, 10 % of the training images (4,500), 7 epochs"},
+    scaling={"cpu": "half of every width, 10 % of the training images (4,500), 6 epochs"},
 )  # fmt: skip
 
 STUDIES: dict[str, Study] = {s.name: s for s in (S0, S1, S2, S3, S4)}

@@ -32,7 +32,9 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name):
 def test_every_run_of_a_study_gets_the_same_scaling():
     study = STUDIES["S3"]
     configs = [config(study, run, "cpu") for run in study.runs]
-    assert {(c.subset, c.epochs, c.model_kwargs["width"]) for c in configs} == {(50, 4, 0.5)}
+    assert {(c.subset, c.epochs, c.lr_patience, c.model_kwargs["width"]) for c in configs} == {
+        (50, 4, 1, 0.5)
+    }
 
 
 def test_s3_has_its_thirteen_cells_in_its_layout():

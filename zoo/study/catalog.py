@@ -229,9 +229,11 @@ S3 = Study(
     _S3_RUNS,
     (Table("s3", "S3: test accuracy, depth down, toggles across", ("short", "mid", "long"),
            tuple(_S3_TOGGLES), {key: f"{key[0]} {key[1]}" for key in _S3_REPORTED}),),
-    budgets={"cpu": dict(subset=50, epochs=4, early_stopping=0, toggles={"width": 0.5}),
+    budgets={"cpu": dict(subset=50, epochs=4, early_stopping=0, lr_patience=1,
+                         toggles={"width": 0.5}),
              "smoke": dict(toggles={"width": 0.25}, test_subset=2)},
-    scaling={"cpu": "half of every width, 50 training images per class (10,000), 4 epochs"},
+    scaling={"cpu": "half of every width, 50 training images per class (10,000), 4 epochs, "
+                    "the plateau decay's patience 1 epoch (4 epochs leave no room for more)"},
 )  # fmt: skip
 
 # --- S4: Inception and VGG on CIFAR-10 ---------------------------------------------------------

@@ -318,6 +318,10 @@ def test_surface_around_a_trained_run(runs, tmp_path):
     assert losses[1] == pytest.approx(model.evaluate(x, y, verbose=0)[0], rel=1e-5)
     for v, w in zip(model.trainable_variables, before, strict=True):
         np.testing.assert_array_equal(v.numpy(), w)  # weights restored
+    # Away from the origin too, each point's loss is what evaluate reports with those weights.
+    for v, w, d in zip(model.trainable_variables, before, direction, strict=True):
+        v.assign(w + d)
+    assert losses[2] == pytest.approx(model.evaluate(x, y, verbose=0)[0], rel=1e-4)
 
 
 def test_surface_cli_errors(tmp_path):

@@ -48,6 +48,9 @@ def _parser() -> Parser:
                       help="the images the loss is measured on (default test)")  # fmt: skip
     surf.add_argument("--seed", type=int, default=0, help="seed of the random directions")
     surf.add_argument("--out", help="default: RUN_DIR/landscape")
+    surf.add_argument("--trajectory", action="store_true",
+                      help="the run's path over its kept epochs (--keep-epochs) on the plane "
+                           "of their two principal directions")  # fmt: skip
     surf.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser
 
@@ -80,14 +83,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def _surface(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from reports.surface import surface
+    from reports.trajectory import trajectory
 
     if args.points < 2 or args.images < 1:
         parser.exit(2, f"{parser.prog}: --points must be >= 2 and --images >= 1\n")
     try:
-        surface(
-            args.run, points=args.points, span=args.span, images=args.images, dims=args.dims,
-            split=args.split, seed=args.seed, out=args.out, verbose=not args.quiet,
-        )  # fmt: skip
+        if args.trajectory:
+            trajectory(
+                args.run, points=args.points, images=args.images, split=args.split,
+                seed=args.seed, out=args.out, verbose=not args.quiet,
+            )  # fmt: skip
+        else:
+            surface(
+                args.run, points=args.points, span=args.span, images=args.images,
+                dims=args.dims, split=args.split, seed=args.seed, out=args.out,
+                verbose=not args.quiet,
+            )  # fmt: skip
     except (ValueError, TypeError, FileNotFoundError) as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
     return 0

@@ -385,3 +385,43 @@ def test_the_ablation_averages_only_runs_that_differ_in_the_seed(runs):
     assert not any("(3)" in c for c in cells)  # 60 epochs and 2 epochs are not one cell
     assert any(c.endswith("(2)") for c in cells)  # the two seeds of 2 epochs still are
     assert any("epochs=60" in column for column in table.columns), list(table.columns)
+
+
+def test_principal_plane_of_a_known_path():
+    from reports.trajectory import principal_plane
+
+    final = [np.zeros((2, 2), np.float32), np.zeros(3, np.float32)]
+    # Epochs along one straight line, then a small step off it.
+    epochs = [[w + s for w in final] for s in (3.0, 2.0, 1.0)] + [final]
+    epochs[1][1] = epochs[1][1] + np.array([0.0, 0.1, 0.0], np.float32)
+    directions, path, explained = principal_plane(epochs)
+    assert path.shape == (4, 2) and np.allclose(path[-1], 0)  # ends at the final weights
+    assert explained[0] > 0.99 and explained.sum() <= 1 + 1e-9
+    assert sum(float((d**2).sum()) for d in directions[0]) == pytest.approx(1.0, rel=1e-5)
+    with pytest.raises(ValueError, match="at least 3 kept epochs"):
+        principal_plane(epochs[:2])
+
+
+def test_trajectory_of_a_run_that_kept_its_epochs(data_dir, tmp_path, capsys):
+    from reports.trajectory import trajectory
+
+    config = recipe("mlp_mnist", data_dir=str(data_dir), subset=20, test_subset=5, epochs=3,
+                    keep_epochs=True, model_kwargs={"hidden": (16,)})  # fmt: skip
+    run = train(config, tmp_path / "runs", verbose=0)
+    assert sorted(p.name for p in (run.path / "epochs").iterdir()) == [
+        "epoch-001.weights.h5", "epoch-002.weights.h5", "epoch-003.weights.h5"
+    ]  # fmt: skip
+    result = trajectory(run.path, points=5, images=50, out=tmp_path / "out", verbose=False)
+    assert result.path.shape == (3, 2) and np.allclose(result.path[-1], 0)
+    assert 0 < result.explained.sum() <= 1 + 1e-9 and result.grid.shape == (5, 5)
+    assert np.isfinite(result.grid).all()
+    saved = json.loads((tmp_path / "out" / "trajectory.json").read_text())
+    assert saved["explained_variance"] == pytest.approx(result.explained.tolist())
+    assert matplotlib.image.imread(tmp_path / "out" / "trajectory.png")[..., :3].std() > 0.01
+    # The command line; and a run that kept nothing says how to keep it.
+    assert main(["surface", str(run.path), "--trajectory", "--points", "3", "--images", "20",
+                 "--out", str(tmp_path / "cli"), "--quiet"]) == 0  # fmt: skip
+    plain = train(dataclasses.replace(config, keep_epochs=False), tmp_path / "runs", verbose=0)
+    with pytest.raises(SystemExit) as stop:
+        main(["surface", str(plain.path), "--trajectory", "--quiet"])
+    assert stop.value.code == 2 and "--keep-epochs" in capsys.readouterr().err

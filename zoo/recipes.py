@@ -89,6 +89,8 @@ class RunConfig:
         tensorboard: Also write TensorBoard logs in the run folder.
         evaluate_test: Evaluate the best weights on test at the end (searches turn it off:
             a trial never looks at test).
+        keep_epochs: Also keep the weights of every epoch in `epochs/` (for the training
+            trajectory of `python -m reports surface --trajectory`).
         budget: The study budget (`smoke`, `cpu`, `full`) a `zoo.study` run was scaled to;
             None for a run of its own. Recorded so a scaled figure is never taken for a full one.
         model_kwargs: Builder toggles, checked against the builder's signature.
@@ -125,6 +127,7 @@ class RunConfig:
     strategy: Strategy = "default"
     tensorboard: bool = False
     evaluate_test: bool = True
+    keep_epochs: bool = False
     budget: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 

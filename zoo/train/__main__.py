@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true", help="turn training augmentation off")
     p.add_argument("--jit", action="store_true", help="compile steps with XLA")
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs")
+    p.add_argument("--keep-epochs", action="store_true",
+                   help="keep every epoch's weights (reports surface --trajectory)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a model toggle or run setting, e.g. --set bn=True")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no per-epoch output")
@@ -100,6 +102,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         overrides["jit"] = True
     if args.tensorboard:
         overrides["tensorboard"] = True
+    if args.keep_epochs:
+        overrides["keep_epochs"] = True
     settings = {f.name for f in dataclasses.fields(RunConfig)} - {"model", "model_kwargs"}
     toggles: dict[str, Any] = {}
     info = registry.describe(args.model)
@@ -122,7 +126,8 @@ def _settings_given(args: argparse.Namespace) -> list[str]:
     """The run-setting flags given on the command line."""
     given = [f"--{k.replace('_', '-')}" for k in (*FLAGS, "milestones", "subset", "test_subset")
              if getattr(args, k) is not None]  # fmt: skip
-    flags = {"no_augment": "--no-augment", "jit": "--jit", "tensorboard": "--tensorboard"}
+    flags = {"no_augment": "--no-augment", "jit": "--jit", "tensorboard": "--tensorboard",
+             "keep_epochs": "--keep-epochs"}  # fmt: skip
     given += [flag for key, flag in flags.items() if getattr(args, key)]
     return given + [f"--set {pair}" for pair in args.set]
 

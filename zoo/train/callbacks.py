@@ -165,6 +165,20 @@ class EpochLog(keras.callbacks.Callback):
         self.table.add(epoch, [row])
 
 
+class KeepEpochs(keras.callbacks.Callback):
+    """Keeps the model's weights after every epoch as `folder/epoch-NNN.weights.h5` (1-based),
+    written atomically; the training trajectory is drawn from them."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = Path(folder)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with files.replacing(self.folder / f"epoch-{epoch + 1:03d}.weights.h5") as tmp:
+            self.model.save_weights(tmp)
+
+
 class BestCheckpoint(keras.callbacks.Callback):
     """Saves the model to `path` (best.keras) whenever `monitor` reaches a new maximum.
 

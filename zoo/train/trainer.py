@@ -41,6 +41,7 @@ from zoo.train.callbacks import (
     BestCheckpoint,
     EpochExtras,
     EpochLog,
+    KeepEpochs,
     StepLosses,
     TimeLimit,
     TimeLimitReached,
@@ -441,6 +442,8 @@ def _callbacks(
         StepLosses(path / "steps.csv", info.num_examples["train"], config.batch_size, steps),
         EpochLog(path / "history.csv"),
     ]
+    if config.keep_epochs:
+        callbacks.append(KeepEpochs(path / "epochs"))
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(path / "tensorboard"))
     return callbacks

@@ -37,6 +37,23 @@ def _parser() -> Parser:
     land.add_argument("--batch-size", type=positive_int, help="default: the recipe's")
     land.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
     land.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    smooth = commands.add_parser(
+        "smoothness", help="Santurkar et al.'s loss and gradient probes of a model and ablation"
+    )
+    smooth.add_argument("model", help="registered model name, e.g. vgg_a")
+    smooth.add_argument("--compare", action="append", default=[], metavar="TOGGLE=VALUE",
+                        help="the ablation's toggles, e.g. --compare bn=True")  # fmt: skip
+    smooth.add_argument("--steps", type=positive_int, default=200,
+                        help="training steps of each model (default 200)")  # fmt: skip
+    smooth.add_argument("--every", type=positive_int, default=10,
+                        help="probe every this many steps (default 10)")  # fmt: skip
+    smooth.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
+    smooth.add_argument("--batch-size", type=positive_int, help="default: the recipe's")
+    smooth.add_argument("--subset", type=parse_count, help="fraction of train, or per class")
+    smooth.add_argument("--data-dir", help="folder with the data (default: $ZOO_DATA_DIR)")
+    smooth.add_argument("--seed", type=int, default=0, help="seed of both models and the data")
+    smooth.add_argument("--out", default="smoothness", help="default: smoothness")
+    smooth.add_argument("--quiet", action="store_true", help="print nothing but errors")
     surf = commands.add_parser("surface", help="Li et al.'s filter-normalized loss line and grid")
     surf.add_argument("run", metavar="RUN_DIR", help="a finished run folder")
     surf.add_argument("--points", type=int, default=21, help="grid points per direction")
@@ -66,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return _surface(parser, args)
     if args.command == "landscape":
         return _landscape(parser, args)
+    if args.command == "smoothness":
+        return _smoothness(parser, args)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = sorted(set(formats) - {"png", "svg", "pdf"})
     if unknown:
@@ -99,6 +118,20 @@ def _surface(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 dims=args.dims, split=args.split, seed=args.seed, out=args.out,
                 verbose=not args.quiet,
             )  # fmt: skip
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        parser.exit(2, f"{parser.prog}: {err}\n")
+    return 0
+
+
+def _smoothness(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from reports.smoothness import smoothness
+
+    try:
+        smoothness(
+            args.model, parse_set(args.compare), steps=args.steps, every=args.every, lr=args.lr,
+            batch_size=args.batch_size, subset=args.subset, data_dir=args.data_dir,
+            seed=args.seed, out=args.out, verbose=not args.quiet,
+        )  # fmt: skip
     except (ValueError, TypeError, FileNotFoundError) as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
     return 0

@@ -425,3 +425,43 @@ def test_trajectory_of_a_run_that_kept_its_epochs(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["surface", str(plain.path), "--trajectory", "--quiet"])
     assert stop.value.code == 2 and "--keep-epochs" in capsys.readouterr().err
+
+
+def test_probes_on_a_quadratic_give_its_curvature():
+    """L(w) = mean((Xw - y)^2) with X'X = (c n / 2) I has Hessian c I: every step's gradient
+    changes by c times its length, so the effective beta is c."""
+    import keras
+
+    from reports.smoothness import probe
+
+    n, d, c = 64, 4, 3.0
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((n, d)))
+    x = (q * np.sqrt(c * n / 2)).astype("float32")
+    y = np.random.default_rng(1).standard_normal((n, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((d,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(loss="mse")
+    before = model.get_weights()
+    result = probe(model, x, y, lr=0.01)
+    assert result["beta"] == pytest.approx(c, rel=1e-3)
+    # The loss along -g is a parabola: its range over the four steps is known exactly.
+    w = before[0]
+    g = 2 / n * x.T @ (x @ w - y)
+    losses = [float(np.mean((x @ (w - s * g) - y) ** 2)) for s in 0.01 * np.array([0.5, 1, 2, 4])]
+    assert result["loss_max"] - result["loss_min"] == pytest.approx(np.ptp(losses), rel=1e-3)
+    for after, was in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(after, was)  # the model is left as it was
+
+
+def test_smoothness_of_a_model_and_its_ablation(data_dir, tmp_path, capsys):
+    result = main(["smoothness", "mlp_mnist", "--compare", "bn=True", "--steps", "6",
+                   "--every", "2", "--subset", "20", "--data-dir", str(data_dir),
+                   "--out", str(tmp_path), "--quiet"])  # fmt: skip
+    assert result == 0
+    for label in ("baseline", "bn"):
+        frame = pd.read_csv(tmp_path / f"probes_{label}.csv")
+        assert frame["step"].tolist() == [0, 2, 4]
+        assert (frame["loss_max"] >= frame["loss_min"]).all() and (frame["beta"] > 0).all()
+    assert matplotlib.image.imread(tmp_path / "smoothness.png")[..., :3].std() > 0.01
+    with pytest.raises(SystemExit) as stop:
+        main(["smoothness", "mlp_mnist", "--compare", "batchnorm=True", "--quiet"])
+    assert stop.value.code == 2 and "batchnorm" in capsys.readouterr().err

@@ -91,6 +91,7 @@ def _killed_in_the_second_epoch(config: RunConfig, out: Path, monkeypatch) -> Pa
     return folder
 
 
+@pytest.mark.slow
 def test_what_a_killed_writer_left_is_cleared_when_the_run_resumes(data_dir, tmp_path, monkeypatch):
     config = _tiny(data_dir)
     folder = _killed_in_the_second_epoch(config, tmp_path, monkeypatch)
@@ -289,6 +290,7 @@ def test_two_processes_extracting_one_archive_do_not_fail_each_other(data_dir, t
     assert len(list(Path(outs[0][0].strip()).rglob("*.jpg"))) == 60_000
 
 
+@pytest.mark.slow
 def test_resume_reads_back_a_time_limited_run_that_lost_its_state(data_dir, tmp_path, monkeypatch):
     import shutil
 

@@ -196,6 +196,7 @@ def _readme_samples() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, re.S)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("needle", ["zoo.list_models()", "model.compile("])
 def test_readme_samples_run_as_written(needle, tmp_path, monkeypatch):
     """The samples that need no data folder; the others are the tests' own calls."""

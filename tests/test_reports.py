@@ -402,6 +402,7 @@ def test_principal_plane_of_a_known_path():
         principal_plane(epochs[:2])
 
 
+@pytest.mark.slow
 def test_trajectory_of_a_run_that_kept_its_epochs(data_dir, tmp_path, capsys):
     from reports.trajectory import trajectory
 
@@ -452,6 +453,7 @@ def test_probes_on_a_quadratic_give_its_curvature():
         np.testing.assert_array_equal(after, was)  # the model is left as it was
 
 
+@pytest.mark.slow
 def test_smoothness_of_a_model_and_its_ablation(data_dir, tmp_path, capsys):
     result = main(["smoothness", "mlp_mnist", "--compare", "bn=True", "--steps", "6",
                    "--every", "2", "--subset", "20", "--data-dir", str(data_dir),

@@ -15,6 +15,7 @@ from zoo.study.__main__ import main
 from zoo.study.runner import _cells, within_spread
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(STUDIES))
 def test_every_study_resolves_and_builds_every_run_at_every_budget(name):
     study = STUDIES[name]

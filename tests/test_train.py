@@ -385,6 +385,7 @@ def test_time_limit_stops_inside_the_first_epoch(data_dir, tmp_path):
     assert "test" not in run.metrics and run.metrics["best_epoch"] is None
 
 
+@pytest.mark.slow
 def test_time_limit_inside_an_epoch_keeps_the_last_epoch_and_resume_continues(
     data_dir, tmp_path, monkeypatch
 ):
@@ -508,6 +509,7 @@ def test_migrate_reads_format1_as_it_ran():
         migrate({**today, "format": 3})
 
 
+@pytest.mark.slow
 def test_the_same_command_resumes_an_unfinished_format1_run(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_DATA_DIR", str(data_dir))  # the fixture's data_dir is null
     old = tmp_path / FORMAT1_FOLDER

@@ -196,6 +196,7 @@ class _Killed(BaseException):
     """Stands for a kill: neither Keras Tuner nor the trainer catches it."""
 
 
+@pytest.mark.slow
 def test_a_trial_killed_before_the_oracle_recorded_it_is_not_trained_again(
     data_dir, tmp_path, monkeypatch
 ):

@@ -49,6 +49,18 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"zoo test data: {DATA} ({DATA_FROM}), {found}; oneDNN: {compat.onednn_enabled()}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` skip on a machine without one, CI's included."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return
+    skip = pytest.mark.skip(reason="needs a GPU (none visible to TensorFlow)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
     skipped = terminalreporter.stats.get("skipped", [])
     if skipped and not (DATA / "mnist").is_dir():

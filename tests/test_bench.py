@@ -224,3 +224,19 @@ def test_bench_cli_prints_the_pytorch_ratio(capsys):
     assert "pytorch twin" in out and "795,010" in out
     assert re.search(r"keras/pytorch +[\d.]+x .*median of 2 paired windows \([\d.]+–[\d.]+\)", out)
     assert re.search(r"^  pytorch twin +[-\d.]+ [-\d.]+ \(mean", out, re.M)
+
+
+def test_largest_batch_stops_at_the_first_that_runs_out(monkeypatch):
+    import tensorflow as tf
+
+    real = keras.Model.train_on_batch
+
+    def tight(self, x, y, *args, **kwargs):
+        if x.shape[0] > 8:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return real(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "train_on_batch", tight)
+    config = recipe("mlp_mnist", model_kwargs={"hidden": (16,)})
+    assert zbench.largest_batch(config) == (8, 16)
+    assert zbench.largest_batch(config, limit=4) == (4, None)

@@ -265,3 +265,14 @@ def test_fused_batch_norm_matches_keras(shape):
     for a, b in zip(*results, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
     assert ours._fusable(x, None) and not ours._fusable(tf.cast(x, tf.float16), None)
+
+
+def test_mixed_precision_logits_are_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = zoo.build("basic_cnn", width=0.25)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.name == "basic_cnn" and model.layers[-2].compute_dtype == "float16"
+    assert model.layers[-1].name == "logits_float32" and model.outputs[0].dtype == "float32"
+    assert zoo.build("basic_cnn", width=0.25).layers[-1].name != "logits_float32"

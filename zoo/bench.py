@@ -483,6 +483,8 @@ def _parser() -> Parser:
         help="a model toggle, e.g. --set bn=True (repeatable)")
     add("--torch", action="store_true",
         help="also train the model's PyTorch twin, alternating windows, and print the ratio")
+    add("--largest-batch", action="store_true",
+        help="only find the largest power-of-two batch whose training step fits in memory")
     # fmt: on
     return parser
 
@@ -508,6 +510,11 @@ def main(argv: list[str] | None = None) -> int:
             steps_per_execution=args.steps_per_execution,
         )  # fmt: skip
         config = dataclasses.replace(config, model_kwargs={**config.model_kwargs, **toggles})
+        if args.largest_batch:
+            fits, failed = largest_batch(config)
+            beyond = f"; {failed} ran out of memory" if failed else " (the limit tried)"
+            print(f"largest batch  {fits}{beyond}")
+            return 0
         figures = bench(
             config, steps=args.steps, windows=args.windows, pipeline=not args.no_pipeline,
             torch=args.torch, profile_dir=args.profile,
@@ -518,6 +525,42 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"{parser.prog}: {err}\n")
     print(report(figures, args.profile))
     return 0
+
+
+def largest_batch(config: RunConfig, limit: int = 1 << 16) -> tuple[int, int | None]:
+    """The largest power-of-two batch, up to `limit`, whose training step fits in memory.
+
+    Doubles the batch from 1, training two steps on random data at each size. Returns the
+    largest that fitted and the first that ran out of memory (None if none did; 0 fitted if
+    even one image did not). On a GPU the bound is its memory; on a CPU, the host's.
+    """
+    import keras
+    import tensorflow as tf
+
+    import zoo
+    from zoo.train import compile_model
+
+    keras.mixed_precision.set_global_policy(config.precision)
+    info = zoo.describe(config.model)
+    tf.get_logger().setLevel("ERROR")  # each size retraces the step, by design
+    fits, batch = 0, 1
+    while batch <= limit:
+        keras.utils.clear_session(free_memory=True)
+        model = zoo.build(
+            config.model, input_shape=info.input_shape, num_classes=info.num_classes,
+            **config.model_kwargs,
+        )  # fmt: skip
+        compile_model(model, dataclasses.replace(config, label_smoothing=0.0), 1)
+        try:
+            # Made on the device: a batch embedded in the graph would hit protobuf's 2 GB cap.
+            x = tf.random.normal((batch, *info.input_shape))
+            y = tf.random.uniform((batch,), 0, info.num_classes, dtype=tf.int32)
+            for _ in range(2):
+                model.train_on_batch(x, y)
+        except tf.errors.ResourceExhaustedError:
+            return fits, batch
+        fits, batch = batch, batch * 2
+    return fits, None
 
 
 def _cores(value: float) -> str:

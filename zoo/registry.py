@@ -209,11 +209,17 @@ def build(
         raise ValueError(f"{name}: num_classes must be a positive integer, got {num_classes!r}.")
     toggles = resolve_toggles(name, toggles)
     try:
-        return entry.fn(input_shape=input_shape, num_classes=num_classes, **toggles)
+        model = entry.fn(input_shape=input_shape, num_classes=num_classes, **toggles)
     except ValueError as err:
         if str(err).startswith(f"{name}:"):
             raise
         raise ValueError(f"{name} with input_shape={input_shape}: {err}") from err
+    if model.outputs[0].dtype != "float32":
+        # Under a mixed policy the logits are cast to float32, as Keras's mixed-precision guide
+        # advises: float16 logits can overflow, and the softmax and loss lose precision.
+        logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")
+        model = keras.Model(model.inputs, logits(model.outputs[0]), name=model.name)
+    return model
 
 
 def resolve_toggles(name: str, toggles: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,9 +19,10 @@ from matplotlib.figure import Figure
 from reports.runs import toggle_label
 from zoo.files import save_figure, write_csv
 from zoo.recipes import RunConfig, recipe
+from zoo.study.catalog import S1, S4
 
-S1_LRS = (1e-3, 2e-3, 1e-4, 5e-4)
-S4_LRS = (1e-3, 1e-4, 5e-4, 5e-5)
+S1_LRS = S1.landscape.lrs
+S4_LRS = S4.landscape.lrs
 
 
 @dataclasses.dataclass

@@ -106,11 +106,13 @@ def smoothness(
     subset: float | int | None = None,
     data_dir: str | None = None,
     seed: int = 0,
+    toggles: dict[str, Any] | None = None,
     out: str | Path = "smoothness",
     verbose: bool = True,
 ) -> Smoothness:
     """Trains `model` and the ablation `compare` for `steps` steps each on the same batches,
     probing every `every` steps, and draws the three measures for both on one figure.
+    `toggles` apply to both (a study's budget halves the width, say).
 
     Raises:
         ValueError: Unknown model or toggle, or steps / every below 1.
@@ -122,13 +124,16 @@ def smoothness(
 
     if steps < 1 or every < 1:
         raise ValueError(f"steps and every must be >= 1, got {steps}, {every}.")
-    zoo.registry.resolve_toggles(model, compare)  # a wrong toggle fails before any training
+    toggles = dict(toggles or {})
+    zoo.registry.resolve_toggles(model, {**toggles, **compare})  # fails before any training
     base = recipe(model, seed=seed, steps_per_execution=1,
                   **{k: v for k, v in (("lr", lr), ("batch_size", batch_size), ("subset", subset),
                                        ("data_dir", data_dir)) if v is not None})  # fmt: skip
     frames = {}
-    for label, toggles in (("baseline", {}), (_label(compare), compare)):
-        config = dataclasses.replace(base, model_kwargs={**base.model_kwargs, **toggles})
+    for label, ablation in (("baseline", {}), (_label(compare), compare)):
+        config = dataclasses.replace(
+            base, model_kwargs={**base.model_kwargs, **toggles, **ablation}
+        )
         keras.utils.set_random_seed(seed)
         train, _, _, info = zoo.data.load(
             config.home_dataset, data_dir=config.data_dir, batch_size=config.batch_size,

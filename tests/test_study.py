@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 import types
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from zoo import files
 from zoo.study import STUDIES, config, estimate_seconds, get_study, layout
 from zoo.study.__main__ import main
-from zoo.study.runner import _cells, within_spread
+from zoo.study.runner import _cells, landscape_figures, within_spread
 
 
 @pytest.mark.slow
@@ -138,3 +140,24 @@ def test_the_recorded_study_results_have_their_columns():
         assert {"run", "model", "seeds", "mean", "std", "study", "difference"} <= set(frame)
         assert set(frame["run"]) == {run.name for run in STUDIES[study].runs}, path
         assert budget in ("smoke", "cpu", "full")
+
+
+@pytest.mark.slow
+def test_a_study_report_shows_the_band_and_the_probes_of_the_same_pair(data_dir, tmp_path):
+    study = STUDIES["S1"]
+    figures = landscape_figures(study, "smoke", tmp_path, str(data_dir), verbose=False)
+    assert [path.name for _, path in figures] == ["landscape.png", "smoothness.png"]
+    assert all("vgg_a against bn=True" in caption for caption, _ in figures)
+    bands = pd.read_csv(tmp_path / "report" / "landscape" / "bands.csv")
+    assert {"vgg_a baseline min", "vgg_a bn max"} <= set(bands.columns)
+    runs = sorted((tmp_path / "report" / "landscape" / "runs").glob("*/config.json"))
+    configs = [json.loads(p.read_text())["config"] for p in runs]
+    assert sorted(c["lr"] for c in configs) == sorted(study.landscape.lrs * 2)
+    assert all(c["model_kwargs"]["width"] == 0.25 and c["budget"] == "smoke" for c in configs)
+    probes = pd.read_csv(tmp_path / "report" / "smoothness" / "probes_bn.csv")
+    assert len(probes) == 2 and np.isfinite(probes.to_numpy(dtype=float)).all()
+    # Drawn again: nothing is trained or probed twice.
+    stamp = (tmp_path / "report" / "smoothness" / "smoothness.png").stat().st_mtime_ns
+    landscape_figures(study, "smoke", tmp_path, str(data_dir), verbose=False)
+    assert (tmp_path / "report" / "smoothness" / "smoothness.png").stat().st_mtime_ns == stamp
+    assert sorted((tmp_path / "report" / "landscape" / "runs").glob("*/config.json")) == runs

@@ -55,6 +55,33 @@ class Table:
 
 
 @dataclasses.dataclass(frozen=True)
+class LossBand:
+    """A model against its ablation, drawn as the study drew it (the training loss's range over
+    several learning rates, `reports.landscape`) and beside it Santurkar et al.'s probes of the
+    same pair (`reports.smoothness`), which measure what the band only suggests.
+
+    Attributes:
+        model: Registry name.
+        compare: The ablation's toggles.
+        lrs: The study's learning rates for the band.
+    """
+
+    model: str
+    compare: dict[str, Any]
+    lrs: tuple[float, ...]
+
+
+# How each budget scales the landscape figures: the band's runs (epochs and training images,
+# every learning rate and both variants alike) and the probes' training steps. The study's own
+# width scaling applies on top. `full` is what the studies drew.
+LANDSCAPE_BUDGETS: dict[str, dict[str, Any]] = {
+    "smoke": dict(epochs=1, subset=5, test_subset=2, batch_size=16, steps=4, every=2),
+    "cpu": dict(epochs=2, subset=0.04, test_subset=10, steps=60, every=10),
+    "full": dict(epochs=5, steps=200, every=10),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class Study:
     """A study: its runs, tables, figures, searches and how each budget scales it.
 
@@ -63,7 +90,8 @@ class Study:
         title: What it studied.
         runs: Every configuration it trained.
         tables: Its tables, as it laid them out.
-        figures: The figures it drew (`python -m reports` names).
+        figures: The figures it drew of each run (`python -m reports` names).
+        landscape: The model and ablation whose loss band it drew, if any.
         searches: The `tuning` spaces it searched.
         budgets: Settings (and toggles under `"toggles"`) applied to every run at a budget;
             `full` is the study's own settings, and `smoke` adds to `SMOKE`.
@@ -75,6 +103,7 @@ class Study:
     runs: tuple[StudyRun, ...]
     tables: tuple[Table, ...]
     figures: tuple[str, ...] = ()
+    landscape: LossBand | None = None
     searches: tuple[str, ...] = ()
     budgets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     scaling: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -175,7 +204,8 @@ S1 = Study(
         _one_column("s1_models", "S1: the three models", _S1_RUNS[:3]),
         _one_column("s1_vgg", "S1: VGG-A against VGG-A-BN", _S1_RUNS[3:]),
     ),
-    figures=("curves", "confusion", "filters", "landscape vgg_a --compare bn=True"),
+    figures=("curves", "confusion", "filters"),
+    landscape=LossBand("vgg_a", {"bn": True}, (1e-3, 2e-3, 1e-4, 5e-4)),
     budgets={"cpu": dict(subset=0.3, epochs=10, early_stopping=0, toggles={"width": 0.5}),
              "smoke": dict(toggles={"width": 0.25})},
     scaling={"cpu": "half of every width, 30 % of the training images (13,500), 10 epochs"},
@@ -256,7 +286,8 @@ S4 = Study(
         _one_column("s4_inception", "S4: Inception and its residual form", _S4_RUNS[:4]),
         _one_column("s4_vgg", "S4: VGG against VGG-BN", _S4_RUNS[4:]),
     ),
-    figures=("landscape vgg_a --compare bn=True --lrs 1e-3,1e-4,5e-4,5e-5",),
+    figures=("curves",),
+    landscape=LossBand("vgg_a", {"bn": True}, (1e-3, 1e-4, 5e-4, 5e-5)),
     budgets={"cpu": dict(subset=0.1, epochs=6, early_stopping=0, toggles={"width": 0.5}),
              "smoke": dict(toggles={"width": 0.25})},
     scaling={"cpu": "half of every width, 10 % of the training images (4,500), 6 epochs"},

@@ -12,6 +12,7 @@ config.json (`RunConfig.budget`), and every table says which budget it shows.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import statistics
 from pathlib import Path
@@ -19,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from zoo.files import write_csv, write_text
+from zoo.files import write_csv, write_json, write_text
 from zoo.recipes import RunConfig, recipe
-from zoo.study.catalog import SMOKE, STUDIES, Study, StudyRun, Table
+from zoo.study.catalog import LANDSCAPE_BUDGETS, SMOKE, STUDIES, Study, StudyRun, Table
 
 BUDGETS = ("smoke", "cpu", "full")
 # Images of each home dataset's full train and test splits, for the time estimates.
@@ -164,7 +165,8 @@ def run_study(
                 print(f"{study.name} {run.name} seed {seed}: test {shown} ({done.path.name})")
     cells = _cells(study, runs)
     tables = {t.name: layout(t, cells, study, budget) for t in study.tables}
-    _write(study, budget, folder, tables, cells)
+    figures = [] if only else landscape_figures(study, budget, folder, data_dir, verbose)
+    _write(study, budget, folder, tables, cells, figures)
     # Each run's curves, confusion matrix and first-layer filters, as `python -m reports` draws.
     from reports.build import build as build_report
 
@@ -172,6 +174,48 @@ def run_study(
     if verbose:
         print(f"{folder}: {len(runs)} runs; tables in {folder / 'report'}")
     return StudyResult(study, budget, folder, runs, tables, cells)
+
+
+def landscape_figures(
+    study: Study, budget: str, folder: Path, data_dir: str | None = None, verbose: bool = True
+) -> list[tuple[str, Path]]:
+    """Draws the study's loss band (`reports.landscape`) and, beside it, Santurkar et al.'s
+    probes of the same pair (`reports.smoothness`), scaled by `LANDSCAPE_BUDGETS` and the
+    study's own width scaling, into `folder/report`. Returns (caption, figure) pairs.
+
+    The band's runs are reused as any run is; the probes are redrawn only when their settings
+    changed (`probes.json` records them).
+    """
+    band = study.landscape
+    if band is None:
+        return []
+    from reports.landscape import study_landscape
+    from reports.smoothness import smoothness
+
+    scale = dict(LANDSCAPE_BUDGETS[budget])
+    steps, every = scale.pop("steps"), scale.pop("every")
+    toggles = dict(study.budgets.get(budget, {}).get("toggles", {}))
+    base = recipe(band.model)
+    report = folder / "report"
+    study_landscape(
+        band.model, band.compare, lrs=band.lrs, out=report / "landscape", verbose=verbose,
+        data_dir=data_dir, budget=budget, model_kwargs={**base.model_kwargs, **toggles}, **scale,
+    )  # fmt: skip
+    probes = dict(steps=steps, every=every, subset=scale["subset"], toggles=toggles,
+                  batch_size=scale.get("batch_size"), budget=budget)  # fmt: skip
+    record = report / "smoothness" / "probes.json"
+    if not (record.exists() and json.loads(record.read_text()) == probes):
+        probes.pop("budget")
+        smoothness(band.model, band.compare, data_dir=data_dir, out=report / "smoothness",
+                   verbose=verbose, **probes)  # fmt: skip
+        write_json(record, {**probes, "budget": budget})
+    pair = f"{band.model} against " + ", ".join(f"{k}={v}" for k, v in band.compare.items())
+    lrs = ", ".join(f"{lr:g}" for lr in band.lrs)
+    return [
+        (f"Training loss range over lr {lrs}, {pair}", report / "landscape" / "landscape.png"),
+        (f"Loss and gradient probes along the training path (Santurkar et al.), {pair}",
+         report / "smoothness" / "smoothness.png"),
+    ]  # fmt: skip
 
 
 def _cells(study: Study, runs: dict[tuple[str, int], Any]) -> pd.DataFrame:
@@ -244,8 +288,9 @@ def _scaling(study: Study, budget: str) -> str:
 
 
 def _write(
-    study: Study, budget: str, folder: Path, tables: dict[str, pd.DataFrame], cells: pd.DataFrame
-) -> None:
+    study: Study, budget: str, folder: Path, tables: dict[str, pd.DataFrame],
+    cells: pd.DataFrame, figures: list[tuple[str, Path]],
+) -> None:  # fmt: skip
     report = folder / "report"
     report.mkdir(parents=True, exist_ok=True)
     sections = [f"# {study.name}: {study.title}\n"]
@@ -255,6 +300,9 @@ def _write(
         write_text(report / f"{name}.html",
                    f"<h2>{frame.attrs['title']}</h2>\n" + frame.to_html(border=0))  # fmt: skip
     write_csv(report / "cells.csv", cells)
+    for caption, path in figures:
+        relative = path.relative_to(report).as_posix()
+        sections.append(f"## {caption} — budget {budget}\n\n![{caption}]({relative})\n")
     write_text(report / "README.md", "\n".join(sections))
 
 

@@ -6,6 +6,7 @@ frame, skipped = gather(find_runs(["runs/*"]))
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import json
 from pathlib import Path
@@ -16,27 +17,6 @@ import pandas as pd
 import zoo
 from zoo.recipes import RunConfig, migrate, recipe
 
-# The studies' figures for configurations other than a builder's defaults: model, what the
-# configuration changed from the builder's defaults (toggles) and the recipe (run settings),
-# labelled as `variant` labels, study, test accuracy. Defaults' figures come from the registry.
-STUDY_FIGURES: list[tuple[str, str, str, float]] = [
-    ("vgg_a", "bn", "S1", 0.89),
-    ("inception_v1", "residual", "S4", 0.87),
-    ("deeper_convnet", "bn+hidden=256+init_std=0.01+weight_decay=0.0005", "S0", 0.692),
-    # S3's 13 runs; `all` is bn + dropout 0.5 + residual with plateau decay.
-    ("tiny_baseline", "depth=long", "S3", 0.1407),
-    ("tiny_baseline", "schedule=plateau", "S3", 0.2666),
-    ("tiny_baseline", "depth=long+schedule=plateau", "S3", 0.151),
-    ("tiny_baseline", "bn", "S3", 0.3406),
-    ("tiny_baseline", "bn+depth=long", "S3", 0.1459),
-    ("tiny_baseline", "dropout=0.5", "S3", 0.2414),
-    ("tiny_baseline", "depth=long+dropout=0.5", "S3", 0.2901),
-    ("tiny_baseline", "residual", "S3", 0.0049),
-    ("tiny_baseline", "depth=long+residual", "S3", 0.1393),
-    ("tiny_baseline", "bn+dropout=0.5+residual+schedule=plateau", "S3", 0.4302),
-    ("tiny_baseline", "bn+depth=long+dropout=0.5+residual+schedule=plateau", "S3", 0.2762),
-    ("tiny_baseline", "bn+depth=mid+dropout=0.5+residual+schedule=plateau", "S3", 0.3617),
-]
 # Run settings that make a variant when they differ from the recipe (the others, such as the
 # data folder, seed, epochs or subset, say how long, where or on how much, not what).
 _VARIANT_SETTINGS = ("optimizer", "lr", "momentum", "decoupled_decay", "schedule", "step_size",
@@ -144,10 +124,24 @@ def study_figure(model: str, label: str) -> tuple[str | None, float | None]:
     if label == "baseline":
         info = zoo.describe(model)
         return info.study, info.reported
-    for name, wanted, study, accuracy in STUDY_FIGURES:
-        if name == model and wanted == label:
-            return study, accuracy
-    return None, None
+    return study_figures().get((model, label), (None, None))
+
+
+@functools.cache
+def study_figures() -> dict[tuple[str, str], tuple[str, float]]:
+    """`(model, label) -> (study, test accuracy)` for every run the studies reported a figure
+    for, read from `zoo.study.catalog` (their one source), at the study's own settings and
+    labelled as `study_figure` labels. Where two studies trained the same configuration, the
+    first (S0 before S4) is kept."""
+    from zoo.study import STUDIES, config
+
+    figures: dict[tuple[str, str], tuple[str, float]] = {}
+    for study in STUDIES.values():
+        for run in study.runs:
+            if run.reported is not None:
+                label = _changes(config(study, run, "full"), recipe(run.model), {})
+                figures.setdefault((run.model, label), (study.name, run.reported))
+    return figures
 
 
 def read_run(path: Path) -> dict[str, Any]:

@@ -161,3 +161,20 @@ def test_a_study_report_shows_the_band_and_the_probes_of_the_same_pair(data_dir,
     landscape_figures(study, "smoke", tmp_path, str(data_dir), verbose=False)
     assert (tmp_path / "report" / "smoothness" / "smoothness.png").stat().st_mtime_ns == stamp
     assert sorted((tmp_path / "report" / "landscape" / "runs").glob("*/config.json")) == runs
+
+
+def test_the_catalog_is_the_one_source_of_the_studies_figures():
+    import zoo
+    from reports.runs import study_figure, study_figures
+
+    figures = study_figures()
+    assert study_figure("vgg_a", "bn") == ("S1", 0.89)
+    assert study_figure("tiny_baseline", "depth=long+residual") == ("S3", 0.1393)
+    assert study_figure("deeper_convnet", "bn+hidden=256+init_std=0.01+weight_decay=0.0005") == (
+        "S0", 0.692)  # fmt: skip
+    reported = sum(r.reported is not None for s in STUDIES.values() for r in s.runs)
+    assert len(figures) == reported  # no two configurations share a label
+    # The registry's figure for a builder's defaults is the catalog's for the same run.
+    for (model, label), (study, accuracy) in figures.items():
+        if label == "baseline":
+            assert (zoo.describe(model).study, zoo.describe(model).reported) == (study, accuracy)

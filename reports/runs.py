@@ -131,8 +131,8 @@ def study_figure(model: str, label: str) -> tuple[str | None, float | None]:
 def study_figures() -> dict[tuple[str, str], tuple[str, float]]:
     """`(model, label) -> (study, test accuracy)` for every run the studies reported a figure
     for, read from `zoo.study.catalog` (their one source), at the study's own settings and
-    labelled as `study_figure` labels. Where two studies trained the same configuration, the
-    first (S0 before S4) is kept."""
+    labelled as `study_figure` labels. Were two studies to report the same configuration,
+    the first would be kept."""
     from zoo.study import STUDIES, config
 
     figures: dict[tuple[str, str], tuple[str, float]] = {}

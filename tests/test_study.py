@@ -178,3 +178,22 @@ def test_the_catalog_is_the_one_source_of_the_studies_figures():
     for (model, label), (study, accuracy) in figures.items():
         if label == "baseline":
             assert (zoo.describe(model).study, zoo.describe(model).reported) == (study, accuracy)
+
+
+@pytest.mark.parametrize("budget", ["smoke", "cpu", "full"])
+@pytest.mark.parametrize("name", ["S1", "S4"])
+def test_the_landscape_figures_resolve_at_every_budget(name, budget, tmp_path, monkeypatch):
+    import reports.landscape
+    import reports.smoothness
+
+    calls = []
+    monkeypatch.setattr(reports.landscape, "study_landscape", lambda *a, **k: calls.append(k))
+    monkeypatch.setattr(reports.smoothness, "smoothness", lambda *a, **k: calls.append(k))
+    study = STUDIES[name]
+    figures = landscape_figures(study, budget, tmp_path, "data", verbose=False)
+    band, probes = calls
+    assert band["lrs"] == study.landscape.lrs and band["budget"] == budget
+    assert probes["steps"] > 0 and probes["data_dir"] == "data"
+    assert [p.name for _, p in figures] == ["landscape.png", "smoothness.png"]
+    # Not drawing lists only what exists.
+    assert landscape_figures(study, budget, tmp_path, draw=False) == []

@@ -532,7 +532,8 @@ def largest_batch(config: RunConfig, limit: int = 1 << 16) -> tuple[int, int | N
 
     Doubles the batch from 1, training two steps on random data at each size. Returns the
     largest that fitted and the first that ran out of memory (None if none did; 0 fitted if
-    even one image did not). On a GPU the bound is its memory; on a CPU, the host's.
+    even one image did not). Meant for GPUs: on a CPU the operating system may end the
+    process before TensorFlow reports that memory ran out.
     """
     import keras
     import tensorflow as tf
@@ -557,7 +558,10 @@ def largest_batch(config: RunConfig, limit: int = 1 << 16) -> tuple[int, int | N
             y = tf.random.uniform((batch,), 0, info.num_classes, dtype=tf.int32)
             for _ in range(2):
                 model.train_on_batch(x, y)
-        except tf.errors.ResourceExhaustedError:
+        except (tf.errors.ResourceExhaustedError, tf.errors.InternalError) as err:
+            # cuDNN reports a lack of workspace memory as an internal error.
+            if isinstance(err, tf.errors.InternalError) and "memory" not in str(err).lower():
+                raise
             return fits, batch
         fits, batch = batch, batch * 2
     return fits, None

@@ -165,7 +165,9 @@ def run_study(
                 print(f"{study.name} {run.name} seed {seed}: test {shown} ({done.path.name})")
     cells = _cells(study, runs)
     tables = {t.name: layout(t, cells, study, budget) for t in study.tables}
-    figures = [] if only else landscape_figures(study, budget, folder, data_dir, verbose)
+    _write(study, budget, folder, tables, cells, [])  # the tables first: figures train more
+    # With --only the figures are not drawn, but those drawn before stay in the report.
+    figures = landscape_figures(study, budget, folder, data_dir, verbose, draw=not only)
     _write(study, budget, folder, tables, cells, figures)
     # Each run's curves, confusion matrix and first-layer filters, as `python -m reports` draws.
     from reports.build import build as build_report
@@ -177,11 +179,17 @@ def run_study(
 
 
 def landscape_figures(
-    study: Study, budget: str, folder: Path, data_dir: str | None = None, verbose: bool = True
+    study: Study,
+    budget: str,
+    folder: Path,
+    data_dir: str | None = None,
+    verbose: bool = True,
+    draw: bool = True,
 ) -> list[tuple[str, Path]]:
     """Draws the study's loss band (`reports.landscape`) and, beside it, Santurkar et al.'s
     probes of the same pair (`reports.smoothness`), scaled by `LANDSCAPE_BUDGETS` and the
-    study's own width scaling, into `folder/report`. Returns (caption, figure) pairs.
+    study's own width scaling, into `folder/report`. Returns (caption, figure) pairs; with
+    `draw` False, only those of figures already drawn.
 
     The band's runs are reused as any run is; the probes are redrawn only when their settings
     changed (`probes.json` records them).
@@ -189,6 +197,16 @@ def landscape_figures(
     band = study.landscape
     if band is None:
         return []
+    pair = f"{band.model} against " + ", ".join(f"{k}={v}" for k, v in band.compare.items())
+    lrs = ", ".join(f"{lr:g}" for lr in band.lrs)
+    report = folder / "report"
+    figures = [
+        (f"Training loss range over lr {lrs}, {pair}", report / "landscape" / "landscape.png"),
+        (f"Loss and gradient probes along the training path (Santurkar et al.), {pair}",
+         report / "smoothness" / "smoothness.png"),
+    ]  # fmt: skip
+    if not draw:
+        return [(caption, path) for caption, path in figures if path.exists()]
     from reports.landscape import study_landscape
     from reports.smoothness import smoothness
 
@@ -196,26 +214,22 @@ def landscape_figures(
     steps, every = scale.pop("steps"), scale.pop("every")
     toggles = dict(study.budgets.get(budget, {}).get("toggles", {}))
     base = recipe(band.model)
-    report = folder / "report"
     study_landscape(
         band.model, band.compare, lrs=band.lrs, out=report / "landscape", verbose=verbose,
         data_dir=data_dir, budget=budget, model_kwargs={**base.model_kwargs, **toggles}, **scale,
     )  # fmt: skip
-    probes = dict(steps=steps, every=every, subset=scale["subset"], toggles=toggles,
-                  batch_size=scale.get("batch_size"), budget=budget)  # fmt: skip
+    probes = dict(steps=steps, every=every, subset=scale.get("subset"), toggles=toggles,
+                  batch_size=scale.get("batch_size"), data_dir=data_dir)  # fmt: skip
+    # Compared as JSON reads them back (tuples become lists), with what else decides the probes.
+    wanted = json.loads(json.dumps({**probes, "model": band.model, "compare": band.compare,
+                                    "budget": budget}))  # fmt: skip
     record = report / "smoothness" / "probes.json"
-    if not (record.exists() and json.loads(record.read_text()) == probes):
-        probes.pop("budget")
-        smoothness(band.model, band.compare, data_dir=data_dir, out=report / "smoothness",
-                   verbose=verbose, **probes)  # fmt: skip
-        write_json(record, {**probes, "budget": budget})
-    pair = f"{band.model} against " + ", ".join(f"{k}={v}" for k, v in band.compare.items())
-    lrs = ", ".join(f"{lr:g}" for lr in band.lrs)
-    return [
-        (f"Training loss range over lr {lrs}, {pair}", report / "landscape" / "landscape.png"),
-        (f"Loss and gradient probes along the training path (Santurkar et al.), {pair}",
-         report / "smoothness" / "smoothness.png"),
-    ]  # fmt: skip
+    if not (record.exists() and json.loads(record.read_text()) == wanted):
+        smoothness(band.model, band.compare, out=report / "smoothness", verbose=verbose,
+                   **probes)  # fmt: skip
+        record.parent.mkdir(parents=True, exist_ok=True)
+        write_json(record, wanted)
+    return figures
 
 
 def _cells(study: Study, runs: dict[tuple[str, int], Any]) -> pd.DataFrame:

@@ -16,12 +16,15 @@ import contextlib
 import dataclasses
 import datetime
 import fcntl
+import functools
 import hashlib
 import json
 import math
+import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +118,8 @@ def train(config: RunConfig, out: str | Path = "runs", *, verbose: int | None = 
         Interrupted: Ctrl-C; the run resumes from its last finished epoch.
         OSError: `out` cannot be written (read-only, full, a file).
     """
+    if not _writes_run_folder(config):
+        return _as_worker(config, _chief_folder(config, Path(out)), verbose)
     with _claim(config, Path(out)) as (path, finished):
         if finished:
             return Run.read(path)
@@ -132,6 +137,8 @@ def resume(path: str | Path, *, verbose: int | None = None) -> Run:
     """
     path = Path(path)
     config = load_config(path)
+    if not _writes_run_folder(config):
+        return _as_worker(config, path, verbose, resuming=True)
     with _locked(path) as got:
         if not got:
             raise RuntimeError(f"{path}: another process is training this run.")
@@ -224,9 +231,9 @@ def _locked(path: Path) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-@contextlib.contextmanager
-def _claim(config: RunConfig, out: Path) -> Iterator[tuple[Path, bool]]:
-    """Yields the run folder for `config` and whether it holds the finished run already."""
+def _candidates(config: RunConfig, out: Path) -> Iterator[tuple[Path, bool]]:
+    """The folders that may hold `config`'s run, in order, each with whether it is finished:
+    its digest's name, then `-2`, `-3`, ... skipping those that hold other settings."""
     base = f"{config.model}-{config.home_dataset}-{_digest(config)}"
     for n in range(1, 10_000):
         path = out / (base if n == 1 else f"{base}-{n}")
@@ -239,12 +246,64 @@ def _claim(config: RunConfig, out: Path) -> Iterator[tuple[Path, bool]]:
                 damaged = True  # its name is this config's digest, so it is ours to repair
             if not damaged and _read_metrics(path) is not None:
                 yield path, True
-                return
+                continue
+        yield path, False
+    raise RuntimeError(f"{out}: no free run folder for {base}.")
+
+
+@contextlib.contextmanager
+def _claim(config: RunConfig, out: Path) -> Iterator[tuple[Path, bool]]:
+    """Yields the run folder for `config` and whether it holds the finished run already."""
+    for path, finished in _candidates(config, out):
+        if finished:
+            yield path, True
+            return
         with _locked(path) as got:
             if got:
                 yield path, False
                 return
-    raise RuntimeError(f"{out}: no free run folder for {base}.")
+
+
+def _chief_folder(config: RunConfig, out: Path) -> Path:
+    """The folder the chief of a multi-worker run claims (it alone locks it)."""
+    return next(_candidates(config, out))[0]
+
+
+# --- multi-worker ---------------------------------------------------------------------------------
+
+
+def _writes_run_folder(config: RunConfig) -> bool:
+    """False on the workers of a multi-worker run other than the chief."""
+    if config.strategy != "multiworker":
+        return True
+    return _multiworker().extended.should_checkpoint
+
+
+def _as_worker(config: RunConfig, path: Path, verbose: int | None, resuming: bool = False) -> Run:
+    """Trains as a non-chief worker of a multi-worker run whose chief writes `path`.
+
+    Every worker runs every step, evaluation and save in step with the chief (a save can hold
+    collective ops), but into a private copy of the chief's folder in a temporary directory,
+    deleted at the end: TensorFlow's rule for multi-worker checkpoints. The copy is taken
+    before the worker joins its first collective op, so the chief cannot have moved on: it
+    carries the chief's backup, history and best checkpoint, and a restarted worker resumes
+    from the same epoch as its chief. `path` must be on a file system every worker reads.
+    """
+    metrics = _read_metrics(path)
+    continues = resuming and metrics is not None and metrics.get("stop_reason") == "time_limit"
+    if metrics is not None and not continues:
+        return Run.read(path)
+    with tempfile.TemporaryDirectory(prefix="zoo-worker-") as tmp:
+        scratch = Path(tmp) / path.name
+        if path.is_dir():
+            skip = shutil.ignore_patterns(".lock", f"{files.TMP_PREFIX}*")
+            shutil.copytree(path, scratch, ignore=skip)
+        else:
+            scratch.mkdir()
+        if continues:
+            (scratch / "metrics.json").unlink()  # as the chief's `resume` does
+        run = _fit(config, scratch, verbose)
+        return Run(path, config, run.history, run.metrics)
 
 
 def _run(config: RunConfig, path: Path, verbose: int | None) -> Run:
@@ -400,8 +459,59 @@ def _strategy(name: str) -> tf.distribute.Strategy:
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multiworker()
     return tf.distribute.get_strategy()
+
+
+def _slurm() -> tf.distribute.cluster_resolver.ClusterResolver | None:
+    """The cluster of a Slurm job step of several tasks, one worker per task; else None.
+
+    Slurm's resolver gives each task a port from `ZOO_SLURM_PORT` (default 8888) up, on its
+    node. It hands out ports in step with GPU shares; the count below gives one per task and
+    leaves devices alone, so each worker uses the GPUs Slurm gave its task (all of its node's
+    with one task per node).
+    """
+    if int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) < 2:
+        return None
+    from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver as slurm
+
+    tasks = max(slurm.expand_tasks_per_node(os.environ["SLURM_STEP_TASKS_PER_NODE"]))
+    return slurm.SlurmClusterResolver(
+        port_base=int(os.environ.get("ZOO_SLURM_PORT", "8888")),
+        gpus_per_node=tasks,
+        gpus_per_task=1,
+        auto_set_gpu=False,
+    )
+
+
+class _MultiWorker(tf.distribute.MultiWorkerMirroredStrategy):
+    """TensorFlow's multi-worker strategy, with the `reduce` that Keras 3's `fit` expects.
+
+    Keras reduces a whole `(images, labels)` batch at once to build the model, which the
+    strategy refuses across workers ("Attempt to convert a value (PerReplica...)",
+    keras-team/keras#20585), and reduces scalar logs along an axis 0 they do not have.
+    Reducing each tensor on its own, over replicas only where it is a scalar, is what both mean.
+    """
+
+    def reduce(self, reduce_op: Any, value: Any, axis: int | None) -> Any:  # noqa: D102
+        def one(v: Any) -> tf.Tensor:
+            rank = self.experimental_local_results(v)[0].shape.rank
+            return super(_MultiWorker, self).reduce(reduce_op, v, axis if rank else None)
+
+        return tf.nest.map_structure(one, value)
+
+
+@functools.cache
+def _multiworker() -> tf.distribute.Strategy:
+    """One per process: TensorFlow allows one, made before any other TensorFlow work, so
+    `train` makes it before it reads the data."""
+    try:
+        return _MultiWorker(cluster_resolver=_slurm() if "TF_CONFIG" not in os.environ else None)
+    except RuntimeError as err:  # "Collective ops must be configured at program startup"
+        raise RuntimeError(
+            f"--strategy multiworker must be a process's first TensorFlow work ({err}): "
+            "start one `python -m zoo.train` per worker, with TF_CONFIG set."
+        ) from None
 
 
 def _callbacks(

@@ -94,6 +94,8 @@ class RunConfig:
         budget: The study budget (`smoke`, `cpu`, `full`) a `zoo.study` run was scaled to;
             None for a run of its own. Recorded so a scaled figure is never taken for a full one.
         model_kwargs: Builder toggles, checked against the builder's signature.
+        stream: Read the images from disk, not memory (see `zoo.data.load`); None: when they
+            would not fit. Not part of the run's identity: the batches are the same.
     """
 
     model: str
@@ -130,6 +132,8 @@ class RunConfig:
     keep_epochs: bool = False
     budget: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    # How the data is read, not what is trained: the same batches either way, so the same run.
+    stream: bool | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         # Study names become ours and JSON lists become tuples, so a config read back from

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -19,8 +20,9 @@ def bench(args: argparse.Namespace) -> None:
         os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-bench-")
     start = time.perf_counter()
     train, _, _, info = zdata.load(
-        args.name, data_dir=args.data_dir, batch_size=args.batch_size, augment=not args.no_augment
-    )
+        args.name, data_dir=args.data_dir, batch_size=args.batch_size,
+        augment=not args.no_augment, stream=True if args.stream else None,
+    )  # fmt: skip
     loaded = time.perf_counter() - start
     count = _one_pass(train)
     first = time.perf_counter() - start
@@ -36,6 +38,10 @@ def bench(args: argparse.Namespace) -> None:
         rates.append(count / (time.perf_counter() - t))
     rates.sort()
     print(f"later passes      {rates[len(rates) // 2]:,.0f} images/s (median of {args.passes})")
+    where = "streamed from the cache folder on disk" if info.streaming else "in memory"
+    print(f"images            {where}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory       {peak:,.0f} MiB resident")
 
 
 def _one_pass(dataset: object) -> int:
@@ -71,6 +77,8 @@ def _parser() -> Parser:
                            help="timed passes after the first (default 3)")  # fmt: skip
             p.add_argument("--no-augment", action="store_true", help="time it without augmentation")
             p.add_argument("--cold", action="store_true", help="extract archives anew")
+            p.add_argument("--stream", action="store_true",
+                           help="read images from disk (default: if too big)")  # fmt: skip
     return parser
 
 

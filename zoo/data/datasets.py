@@ -110,6 +110,7 @@ class DatasetInfo:
         normalized: Whether the pipelines standardize with `mean` and `std` (else [0, 1]).
         augment: The training augmentation in use (None: off).
         source: Folder, archive or `tfds:NAME` the data came from.
+        streaming: Whether the pipelines read the images from disk (see `load`'s `stream`).
     """
 
     name: str
@@ -121,6 +122,7 @@ class DatasetInfo:
     normalized: bool
     augment: Augment | None
     source: str
+    streaming: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -149,6 +151,7 @@ def load(
     synthetic_shape: tuple[int, int, int] = (32, 32, 3),
     synthetic_classes: int = 10,
     epochs: tuple[int, int] | None = None,
+    stream: bool | None = None,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset, DatasetInfo]:
     """Loads a dataset as batched train / val / test pipelines of `(float32 image, int32 label)`.
 
@@ -176,6 +179,10 @@ def load(
         epochs: `(first, last)`: make train the stream of epochs `first .. last - 1`, each
             shuffled and augmented from `(seed, epoch)` alone, for `fit(steps_per_epoch=...)`
             and exact resumption. By default each pass over train is a fresh epoch.
+        stream: Read the images from disk instead of memory: they are decoded once into the
+            cache folder (`ZOO_CACHE_DIR`) and each batch is read from there. The batches are
+            the same as in memory under the same seed. None (default): stream when the
+            decoded images would take more than `memory_budget()` (`ZOO_MEMORY_LIMIT`).
 
     Returns:
         `(train, val, test, info)`.
@@ -193,41 +200,41 @@ def load(
     else:
         spec = _spec(name)
         arrays, default_val, default_aug = (
-            read(name, data_dir=data_dir, tfds_dir=tfds_dir),
+            read(name, data_dir=data_dir, tfds_dir=tfds_dir, stream=stream),
             spec.val_split,
             spec.augment,
         )
     val_split = default_val if val_split is None else val_split
     aug = default_aug if augment is True else (augment or None)
 
-    x_pool, y_pool = arrays.x_train, arrays.y_train
-    if subset is not None:
-        keep = subset_indices(y_pool, subset, seed)
-        x_pool, y_pool = x_pool[keep], y_pool[keep]
-    train_idx, val_idx = split_stratified(y_pool, val_split, seed)
-    x_test, y_test = arrays.x_test, arrays.y_test
-    if test_subset is not None:
-        keep = subset_indices(y_test, test_subset, seed)
-        x_test, y_test = x_test[keep], y_test[keep]
+    # Rows of the arrays, not copies of them: streamed arrays stay on disk.
+    y_train, y_test = arrays.y_train, arrays.y_test
+    pool = np.arange(len(y_train)) if subset is None else subset_indices(y_train, subset, seed)
+    train_at, val_at = split_stratified(y_train[pool], val_split, seed)
+    train_idx, val_idx = pool[train_at], pool[val_at]
+    test_idx = (
+        np.arange(len(y_test)) if test_subset is None else subset_indices(y_test, test_subset, seed)
+    )
 
-    mean, std = channel_stats(x_pool[train_idx])
+    mean, std = channel_stats(arrays.x_train, train_idx)
     norm = dict(mean=mean, std=std) if normalize else dict(mean=None, std=None)
     train = make_dataset(
-        x_pool[train_idx], y_pool[train_idx], batch_size=batch_size, augment=aug,
+        arrays.x_train, y_train, rows=train_idx, batch_size=batch_size, augment=aug,
         shuffle=shuffle, seed=seed, epochs=epochs, **norm,
     )  # fmt: skip
-    val = make_dataset(x_pool[val_idx], y_pool[val_idx], batch_size=batch_size, **norm)
-    test = make_dataset(x_test, y_test, batch_size=batch_size, **norm)
+    val = make_dataset(arrays.x_train, y_train, rows=val_idx, batch_size=batch_size, **norm)
+    test = make_dataset(arrays.x_test, y_test, rows=test_idx, batch_size=batch_size, **norm)
     info = DatasetInfo(
         name=name,
         class_names=arrays.class_names,
         input_shape=tuple(arrays.x_train.shape[1:]),
-        num_examples={"train": len(train_idx), "val": len(val_idx), "test": len(y_test)},
+        num_examples={"train": len(train_idx), "val": len(val_idx), "test": len(test_idx)},
         mean=mean,
         std=std,
         normalized=normalize,
         augment=aug,
         source=arrays.source,
+        streaming=isinstance(arrays.x_train, np.memmap),
     )
     return train, val, test, info
 
@@ -237,8 +244,13 @@ def read(
     *,
     data_dir: str | os.PathLike | None = None,
     tfds_dir: str | os.PathLike | None = None,
+    stream: bool | None = None,
 ) -> Arrays:
-    """Finds a dataset and decodes it into memory as uint8 arrays (no splitting, no pipeline).
+    """Finds a dataset and decodes it as uint8 arrays (no splitting, no pipeline).
+
+    With `stream` the images are written decoded into the cache folder once and memory-mapped
+    from there (`numpy.memmap`), so they need not fit in memory; None streams when they would
+    take more than `memory_budget()`.
 
     Raises:
         ValueError: Unknown dataset name.
@@ -251,21 +263,52 @@ def read(
         Path(data_dir).expanduser().resolve() if data_dir else None,
         Path(env).expanduser().resolve() if env else None,
         str(tfds_dir) if tfds_dir else None,
+        stream,
+        memory_budget(),
     )
 
 
+def memory_budget() -> int:
+    """Bytes of decoded images above which `load` streams from disk by default.
+
+    `ZOO_MEMORY_LIMIT` (bytes, or with a K, M or G suffix), else half of the machine's memory:
+    the images' copy for training and the model's own memory must fit beside each other.
+
+    Raises:
+        ValueError: `ZOO_MEMORY_LIMIT` is not a size.
+    """
+    text = os.environ.get("ZOO_MEMORY_LIMIT", "").strip()
+    if not text:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1].upper(), 1)
+    try:
+        return int(float(text[:-1] if scale > 1 else text) * scale)
+    except ValueError:
+        raise ValueError(
+            f"ZOO_MEMORY_LIMIT={text!r}: expected a size in bytes, e.g. 2G or 512M."
+        ) from None
+
+
 @functools.lru_cache(maxsize=2)
-def _read(name: str, data_dir: Path | None, env_dir: Path | None, tfds_dir: str | None) -> Arrays:
+def _read(
+    name: str,
+    data_dir: Path | None,
+    env_dir: Path | None,
+    tfds_dir: str | None,
+    stream: bool | None,
+    budget: int,
+) -> Arrays:
     """`read`, decoded once per process: searches and trials reload the same data for free."""
     spec = DATASETS[name]
     looked: list[str] = []
     # A folder the caller names is the only place looked: a wrong one is an error, never a
     # silent fall back to $ZOO_DATA_DIR or a download.
     root, label = (data_dir, "data_dir") if data_dir else (env_dir, "$ZOO_DATA_DIR")
+    want = _Want(stream, budget)
     if root is None:
         looked.append("no data_dir given and $ZOO_DATA_DIR unset")
     else:
-        found = _search(name, spec, root, label)
+        found = _search(name, spec, root, label, want)
         if found is not None:
             return found
         if data_dir:
@@ -274,7 +317,7 @@ def _read(name: str, data_dir: Path | None, env_dir: Path | None, tfds_dir: str 
                 "there, or give no data_dir to use $ZOO_DATA_DIR or TFDS."
             )
         looked.append(f"{label} {root}: {_expected(spec)}")
-    arrays = _from_tfds(name, spec, tfds_dir, looked)
+    arrays = _from_tfds(name, spec, tfds_dir, looked, want)
     if arrays is not None:
         return arrays
     raise DataError(
@@ -282,6 +325,17 @@ def _read(name: str, data_dir: Path | None, env_dir: Path | None, tfds_dir: str 
         f"To get it: run once online so TFDS downloads it, or put {spec.get} in a folder and "
         "pass it as data_dir / --data-dir (or set ZOO_DATA_DIR)."
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Want:
+    """Whether to stream: True, False, or None for when the images exceed `budget` bytes."""
+
+    stream: bool | None
+    budget: int
+
+    def streams(self, nbytes: int) -> bool:
+        return self.stream if self.stream is not None else nbytes > self.budget
 
 
 def _spec(name: str) -> _Spec:
@@ -303,24 +357,24 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("ZOO_CACHE_DIR", "~/.cache/zoo")).expanduser()
 
 
-def _search(name: str, spec: _Spec, root: Path, label: str = "data_dir") -> Arrays | None:
+def _search(name: str, spec: _Spec, root: Path, label: str, want: _Want) -> Arrays | None:
     """Reads the dataset from `root`: its own folder, a named child, or a named archive."""
     if not root.exists():
         raise DataError(f"{label} {root}: data folder does not exist.")
     if formats.is_archive(root):
-        return _search(name, spec, formats.extract(root, _cache_dir()), label)
+        return _search(name, spec, formats.extract(root, _cache_dir()), label, want)
     if not root.is_dir():
         raise DataError(f"{label} {root}: expected a data folder or an archive, got a file.")
     for folder in [root] + [root / f for f in spec.folders]:
         if folder.is_dir():
-            arrays = _read_folder(name, spec, folder)
+            arrays = _read_folder(name, spec, folder, want)
             if arrays is not None:
                 for array in (arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test):
                     array.flags.writeable = False  # shared by every later load in this process
                 return arrays
     for archive in sorted(root.iterdir()):
         if formats.is_archive(archive) and _named(archive.name, spec.folders):
-            return _search(name, spec, formats.extract(archive, _cache_dir()))
+            return _search(name, spec, formats.extract(archive, _cache_dir()), label, want)
     return None
 
 
@@ -332,21 +386,21 @@ def _named(filename: str, folders: tuple[str, ...]) -> bool:
     )
 
 
-def _read_folder(name: str, spec: _Spec, folder: Path) -> Arrays | None:
-    arrays = None
-    for fmt in spec.formats:
-        if fmt == "idx" and formats.is_idx(folder):
-            arrays = formats.read_idx(folder, spec.class_names)
-        elif fmt == "cifar_pickle" and formats.is_cifar_pickle(folder):
-            arrays = formats.read_cifar_pickle(folder)
-        elif fmt == "tiny_imagenet" and formats.is_tiny_imagenet(folder):
-            arrays = _decoded(folder, formats.read_tiny_imagenet)
-        elif fmt == "image_folder" and formats.is_image_folder(folder):
-            arrays = _decoded(folder, lambda f: formats.read_image_folder(f, spec.shape[-1]))
-        if arrays is not None:
-            break
-    else:
+def _read_folder(name: str, spec: _Spec, folder: Path, want: _Want) -> Arrays | None:
+    """Asks the dataset's readers in turn whether `folder` is theirs; the first one reads it."""
+    reader = next((r for f in spec.formats if (r := formats.READERS[f]).found(folder)), None)
+    if reader is None:
         return None
+    stream = want.streams(reader.nbytes(folder, spec.shape))
+    if reader.decodes or stream:
+        arrays = _cached(
+            _key(folder),
+            lambda tmp: (reader.write(folder, spec.shape, spec.class_names, tmp), str(folder)),
+            stream,
+            lambda: reader.read(folder, spec.shape, spec.class_names),
+        )
+    else:
+        arrays = reader.read(folder, spec.shape, spec.class_names)
     if arrays.x_train.shape[1:] != spec.shape:
         raise DataError(
             f"{folder}: {name} images should be {spec.shape}, found {arrays.x_train.shape[1:]}."
@@ -354,37 +408,55 @@ def _read_folder(name: str, spec: _Spec, folder: Path) -> Arrays | None:
     return arrays
 
 
-def _decoded(folder: Path, reader: Callable[[Path], Arrays]) -> Arrays:
-    """Decodes an image tree once and keeps the arrays in the cache folder for later runs.
+def _key(folder: Path) -> str:
+    """The cache name of a folder's decoded arrays.
 
-    The key covers every folder's path and modification time, which change when an image is
-    added, removed or renamed (not when one is rewritten in place: clear the cache then).
+    It covers every folder's path and modification time, which change when an image is added,
+    removed or renamed (not when one is rewritten in place: clear the cache then).
     """
     digest = hashlib.sha1(str(folder).encode())
     for parent, dirs, _ in os.walk(folder):
         dirs.sort()
         digest.update(f"{parent}:{os.stat(parent).st_mtime_ns}".encode())
-    target = _cache_dir() / "decoded" / f"{folder.name}-{digest.hexdigest()[:12]}"
-    keys = ("x_train", "y_train", "x_test", "y_test")
-    if (target / "meta.json").is_file():
-        meta = json.loads((target / "meta.json").read_text())
-        arrays = {k: np.load(target / f"{k}.npy") for k in keys}
-        return Arrays(**arrays, class_names=tuple(meta["class_names"]), source=meta["source"])
-    arrays = reader(folder)
+    return f"{folder.name}-{digest.hexdigest()[:12]}"
+
+
+def _cached(
+    key: str,
+    write: Callable[[Path], tuple[tuple[str, ...], str]],
+    mmap: bool,
+    fallback: Callable[[], Arrays],
+) -> Arrays:
+    """The arrays kept in the cache folder under `key`, written there once by `write(folder)`
+    (which returns the class names and the source); memory-mapped with `mmap`.
+
+    A cache that cannot be written costs an in-memory read (`fallback`); streaming needs one.
+    """
+    target = _cache_dir() / "decoded" / key
     try:
-        with files.exclusive(target.with_name(f".{target.name}.lock")):
-            for stale in target.parent.glob(f"{files.TMP_PREFIX}*-{target.name}"):
-                shutil.rmtree(stale, ignore_errors=True)  # a killed process's half-written entry
-            if not (target / "meta.json").is_file():
-                with files.replacing(target) as tmp:
-                    tmp.mkdir()
-                    for k in keys:
-                        np.save(tmp / f"{k}.npy", getattr(arrays, k))
-                    meta = {"class_names": list(arrays.class_names), "source": arrays.source}
-                    (tmp / "meta.json").write_text(json.dumps(meta))
-    except OSError:
-        pass  # a read-only or full cache only costs the next run a decode
-    return arrays
+        if not (target / "meta.json").is_file():
+            with files.exclusive(target.with_name(f".{target.name}.lock")):
+                for stale in target.parent.glob(f"{files.TMP_PREFIX}*-{target.name}"):
+                    shutil.rmtree(stale, ignore_errors=True)  # a killed process's half entry
+                if not (target / "meta.json").is_file():
+                    with files.replacing(target) as tmp:
+                        tmp.mkdir()
+                        names, source = write(tmp)
+                        meta = {"class_names": list(names), "source": source}
+                        (tmp / "meta.json").write_text(json.dumps(meta))
+    except OSError as err:
+        if mmap:
+            raise DataError(
+                f"Streaming writes the decoded images to the cache folder {target.parent}, "
+                f"which failed ({err}); set ZOO_CACHE_DIR to a writable folder with room."
+            ) from err
+        return fallback()
+    meta = json.loads((target / "meta.json").read_text())
+    arrays = {
+        k: np.load(target / f"{k}.npy", mmap_mode="r" if mmap and k.startswith("x") else None)
+        for k in formats.ARRAY_FILES
+    }
+    return Arrays(**arrays, class_names=tuple(meta["class_names"]), source=meta["source"])
 
 
 def _online(host: str = "storage.googleapis.com") -> bool:
@@ -397,7 +469,9 @@ def _online(host: str = "storage.googleapis.com") -> bool:
         return False
 
 
-def _from_tfds(name: str, spec: _Spec, tfds_dir: Any, looked: list[str]) -> Arrays | None:
+def _from_tfds(
+    name: str, spec: _Spec, tfds_dir: Any, looked: list[str], want: _Want
+) -> Arrays | None:
     if spec.tfds is None:
         looked.append(f"TFDS: has no {name}")
         return None
@@ -411,14 +485,43 @@ def _from_tfds(name: str, spec: _Spec, tfds_dir: Any, looked: list[str]) -> Arra
             return None
         builder.download_and_prepare()
     names = tuple(builder.info.features["label"].names)
+    source = f"tfds:{spec.tfds}"
+    try:
+        counts = {s: builder.info.splits[s].num_examples for s in ("train", "test")}
+    except KeyError:
+        counts = {}  # no split sizes recorded (TFDS's mock data): read into memory
+    if counts and want.streams(sum(counts.values()) * int(np.prod(spec.shape))):
+
+        def write(tmp: Path) -> tuple[tuple[str, ...], str]:
+            for which, count in counts.items():
+                images = np.lib.format.open_memmap(
+                    tmp / f"x_{which}.npy", "w+", np.uint8, (count, *spec.shape)
+                )
+                labels, start = np.empty(count, np.int32), 0
+                for x, y in _tfds_batches(builder, which):
+                    images[start : start + len(x)], labels[start : start + len(x)] = x, y
+                    start += len(x)
+                images.flush()
+                np.save(tmp / f"y_{which}.npy", labels)
+            return names, source
+
+        key = (
+            f"tfds-{spec.tfds}-{builder.info.version}-"
+            + hashlib.sha1(str(builder.data_dir).encode()).hexdigest()[:10]
+        )
+        return _cached(key, write, True, lambda: None)
 
     def split(which: str) -> tuple[np.ndarray, np.ndarray]:
-        batches = builder.as_dataset(split=which, as_supervised=True).batch(4096)
-        xs, ys = zip(*batches.as_numpy_iterator(), strict=True)
+        xs, ys = zip(*_tfds_batches(builder, which), strict=True)
         return np.concatenate(xs), np.concatenate(ys).astype(np.int32)
 
     (x_train, y_train), (x_test, y_test) = split("train"), split("test")
-    return Arrays(x_train, y_train, x_test, y_test, names, f"tfds:{spec.tfds}")
+    return Arrays(x_train, y_train, x_test, y_test, names, source)
+
+
+def _tfds_batches(builder: Any, which: str) -> Any:
+    """A TFDS split's `(images, labels)` as numpy batches, read from its prepared files."""
+    return builder.as_dataset(split=which, as_supervised=True).batch(4096).as_numpy_iterator()
 
 
 def _synthetic(shape: tuple[int, int, int], classes: int, seed: int) -> Arrays:

@@ -44,6 +44,14 @@ class Arrays:
     source: str
 
 
+@dataclasses.dataclass
+class Listing:
+    """An image tree's files and labels per split (`train`, `test`), not yet decoded."""
+
+    class_names: tuple[str, ...]
+    splits: dict[str, tuple[list[Path], np.ndarray]]
+
+
 # --- MNIST / Fashion-MNIST IDX -------------------------------------------------------------
 
 IDX_FILES = {
@@ -233,6 +241,15 @@ def read_image_folder(folder: Path, channels: int) -> Arrays:
         DataError: Test classes differ from train's, a class folder is empty, an image is
             corrupt or of another size than the rest.
     """
+    return _decoded_listing(list_image_folder(folder), channels, str(folder))
+
+
+def list_image_folder(folder: Path) -> Listing:
+    """The files and labels of `{train,test}/<class>/*.png|jpg`, undecoded.
+
+    Raises:
+        DataError: Test classes differ from train's, or a class folder is empty.
+    """
     splits = {}
     names = tuple(p.name for p in _class_dirs(folder / "train"))
     for split in ("train", "test"):
@@ -248,8 +265,8 @@ def read_image_folder(folder: Path, channels: int) -> Arrays:
                 raise DataError(f"{folder / split / name}: no images ({'/'.join(IMAGE_SUFFIXES)}).")
             paths += images
             labels += [label] * len(images)
-        splits[split] = decode_images(paths, channels), np.asarray(labels, np.int32)
-    return Arrays(*splits["train"], *splits["test"], names, str(folder))
+        splits[split] = paths, np.asarray(labels, np.int32)
+    return Listing(names, splits)
 
 
 def is_tiny_imagenet(folder: Path) -> bool:
@@ -267,6 +284,15 @@ def read_tiny_imagenet(folder: Path) -> Arrays:
         DataError: A listed file is missing, an annotation names an unknown wnid, or an image
             is corrupt.
     """
+    return _decoded_listing(list_tiny_imagenet(folder), 3, str(folder))
+
+
+def list_tiny_imagenet(folder: Path) -> Listing:
+    """The files and labels of Tiny ImageNet's layout, undecoded (see `read_tiny_imagenet`).
+
+    Raises:
+        DataError: A listed file is missing, or an annotation names an unknown wnid.
+    """
     wnids = sorted(_require(folder / "wnids.txt").read_text().split())
     index = {w: i for i, w in enumerate(wnids)}
     words = {}
@@ -281,7 +307,7 @@ def read_tiny_imagenet(folder: Path) -> Arrays:
         images = _images_in(_require(folder / "train" / wnid / "images"))
         paths += images
         labels += [index[wnid]] * len(images)
-    train = decode_images(paths, 3), np.asarray(labels, np.int32)
+    train = paths, np.asarray(labels, np.int32)
 
     annotations = _require(folder / "val" / "val_annotations.txt")
     paths, labels = [], []
@@ -293,8 +319,13 @@ def read_tiny_imagenet(folder: Path) -> Arrays:
             raise DataError(f"{annotations}:{n}: expected 'file<TAB>wnid' with a known wnid.")
         paths.append(_require(folder / "val" / "images" / fields[0]))
         labels.append(index[fields[1]])
-    test = decode_images(paths, 3), np.asarray(labels, np.int32)
-    return Arrays(*train, *test, names, str(folder))
+    test = paths, np.asarray(labels, np.int32)
+    return Listing(names, {"train": train, "test": test})
+
+
+def _decoded_listing(listing: Listing, channels: int, source: str) -> Arrays:
+    splits = {s: (decode_images(p, channels), y) for s, (p, y) in listing.splits.items()}
+    return Arrays(*splits["train"], *splits["test"], listing.class_names, source)
 
 
 def decode_images(paths: list[Path], channels: int) -> np.ndarray:
@@ -423,6 +454,144 @@ def _extract_zip(archive: Path, dest: Path) -> None:
             _safe_member(archive, name)
         dest.mkdir(parents=True)
         zf.extractall(dest)
+
+
+# --- Readers: one object per format ---------------------------------------------------------------
+
+ARRAY_FILES = ("x_train", "y_train", "x_test", "y_test")
+
+
+class Reader:
+    """One on-disk format: tells its folders apart, reads one into memory, or writes it decoded
+    as `.npy` files (`ARRAY_FILES`) that `zoo.data.load` memory-maps to stream from disk.
+
+    Attributes:
+        name: The format's name, as `zoo.data.DATASETS` lists a dataset's formats.
+        decodes: Reading decodes image files, which is slow enough to keep the result in the
+            cache folder for later runs.
+    """
+
+    name = ""
+    decodes = False
+
+    def found(self, folder: Path) -> bool:
+        """True if `folder` holds this format."""
+        raise NotImplementedError
+
+    def read(self, folder: Path, shape: tuple[int, ...], class_names: tuple[str, ...]) -> Arrays:
+        """Reads the dataset of `folder` into memory (images of `shape`).
+
+        Raises:
+            DataError: A file is missing or corrupt.
+        """
+        raise NotImplementedError
+
+    def nbytes(self, folder: Path, shape: tuple[int, ...]) -> int:
+        """About how many bytes the decoded images take, found without decoding them."""
+        return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+
+    def write(
+        self, folder: Path, shape: tuple[int, ...], class_names: tuple[str, ...], target: Path
+    ) -> tuple[str, ...]:
+        """Writes the decoded arrays of `folder` into the folder `target`; returns the class
+        names. The base reads everything into memory first; image trees decode in chunks.
+        """
+        arrays = self.read(folder, shape, class_names)
+        for key in ARRAY_FILES:
+            np.save(target / f"{key}.npy", getattr(arrays, key))
+        return arrays.class_names
+
+
+class IdxReader(Reader):
+    """MNIST-style IDX files."""
+
+    name = "idx"
+
+    def found(self, folder: Path) -> bool:  # noqa: D102
+        return is_idx(folder)
+
+    def read(self, folder: Path, shape: tuple[int, ...], class_names: tuple[str, ...]) -> Arrays:  # noqa: D102
+        return read_idx(folder, class_names)
+
+
+class CifarPickleReader(Reader):
+    """CIFAR-10/100 python pickle batches."""
+
+    name = "cifar_pickle"
+
+    def found(self, folder: Path) -> bool:  # noqa: D102
+        return is_cifar_pickle(folder)
+
+    def read(self, folder: Path, shape: tuple[int, ...], class_names: tuple[str, ...]) -> Arrays:  # noqa: D102
+        return read_cifar_pickle(folder)
+
+
+class _TreeReader(Reader):
+    """A tree of image files: listed first, then decoded in parallel, in chunks when written."""
+
+    decodes = True
+    CHUNK = 4096  # images decoded at a time when writing: bounds memory, not speed
+
+    def listing(self, folder: Path) -> Listing:
+        raise NotImplementedError
+
+    def read(self, folder: Path, shape: tuple[int, ...], class_names: tuple[str, ...]) -> Arrays:  # noqa: D102
+        return _decoded_listing(self.listing(folder), shape[-1], str(folder))
+
+    def nbytes(self, folder: Path, shape: tuple[int, ...]) -> int:  # noqa: D102
+        count = sum(len(paths) for paths, _ in self.listing(folder).splits.values())
+        return count * int(np.prod(shape))
+
+    def write(  # noqa: D102
+        self, folder: Path, shape: tuple[int, ...], class_names: tuple[str, ...], target: Path
+    ) -> tuple[str, ...]:
+        listing = self.listing(folder)
+        for split, (paths, labels) in listing.splits.items():
+            np.save(target / f"y_{split}.npy", labels)
+            first = decode_images(paths[:1], shape[-1])
+            out = np.lib.format.open_memmap(
+                target / f"x_{split}.npy", "w+", np.uint8, (len(paths), *first.shape[1:])
+            )
+            for start in range(0, len(paths), self.CHUNK):
+                chunk = decode_images(paths[start : start + self.CHUNK], shape[-1])
+                if chunk.shape[1:] != first.shape[1:]:
+                    raise DataError(
+                        f"{paths[start]}: images from here on are {chunk.shape[1:]}, expected "
+                        f"{first.shape[1:]} like {paths[0].name}."
+                    )
+                out[start : start + len(chunk)] = chunk
+            out.flush()
+            del out
+        return listing.class_names
+
+
+class ImageFolderReader(_TreeReader):
+    """`{train,test}/<class>/*.png|jpg`."""
+
+    name = "image_folder"
+
+    def found(self, folder: Path) -> bool:  # noqa: D102
+        return is_image_folder(folder)
+
+    def listing(self, folder: Path) -> Listing:  # noqa: D102
+        return list_image_folder(folder)
+
+
+class TinyImageNetReader(_TreeReader):
+    """Tiny ImageNet's own layout."""
+
+    name = "tiny_imagenet"
+
+    def found(self, folder: Path) -> bool:  # noqa: D102
+        return is_tiny_imagenet(folder)
+
+    def listing(self, folder: Path) -> Listing:  # noqa: D102
+        return list_tiny_imagenet(folder)
+
+
+READERS: dict[str, Reader] = {
+    r.name: r for r in (IdxReader(), CifarPickleReader(), ImageFolderReader(), TinyImageNetReader())
+}
 
 
 # --- helpers --------------------------------------------------------------------------------------

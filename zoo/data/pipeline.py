@@ -85,18 +85,24 @@ def subset_indices(labels: np.ndarray, subset: float | int, seed: int) -> np.nda
     return np.sort(np.concatenate(chosen))
 
 
-def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images, on the [0, 1] scale."""
-    flat = images.reshape(-1, images.shape[-1])
-    # Chunked float64 sums: exact enough and no (N*H*W, C) float copy of the whole set.
-    total = np.zeros(flat.shape[1])
-    squares = np.zeros(flat.shape[1])
-    for start in range(0, len(flat), 1 << 22):
-        chunk = flat[start : start + (1 << 22)].astype(np.float64)
+def channel_stats(
+    images: np.ndarray, rows: np.ndarray | None = None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images (those at `rows`, default all), on [0, 1]."""
+    rows = np.arange(len(images)) if rows is None else rows
+    channels = images.shape[-1]
+    # Chunked float64 sums of integers, exact in any order, and no float copy of the whole set
+    # (nor, for images on disk, a copy of them in memory).
+    total = np.zeros(channels)
+    squares = np.zeros(channels)
+    step = max(1, (1 << 22) // max(1, int(np.prod(images.shape[1:-1]))))
+    for start in range(0, len(rows), step):
+        chunk = images[rows[start : start + step]].reshape(-1, channels).astype(np.float64)
         total += chunk.sum(0)
         squares += np.square(chunk).sum(0)
-    mean = total / len(flat)
-    std = np.sqrt(np.maximum(squares / len(flat) - mean**2, 0.0))
+    pixels = len(rows) * int(np.prod(images.shape[1:-1]))
+    mean = total / pixels
+    std = np.sqrt(np.maximum(squares / pixels - mean**2, 0.0))
     return tuple(float(m) / 255 for m in mean), tuple(float(s) / 255 for s in std)
 
 
@@ -166,17 +172,39 @@ def make_dataset(
     shuffle: bool = False,
     seed: int = 0,
     epochs: tuple[int, int] | None = None,
+    rows: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """A batched dataset of `(float32 images, int32 labels)` from in-memory uint8 arrays.
+    """A batched dataset of `(float32 images, int32 labels)` from uint8 arrays: those at
+    `rows` (default all), in memory, or read batch by batch from disk for a `numpy.memmap`.
 
     Shuffling and augmentation are drawn from `(seed, epoch)` alone. With `epochs=(first,
     last)` the dataset is the stream of epochs `first .. last - 1` back to back, so a run that
     resumes at epoch k sees exactly the batches an uninterrupted run saw from epoch k on.
     Without it, each pass over the dataset draws a fresh, seeded epoch.
     """
-    x = tf.constant(images)
+    on_disk = isinstance(images, np.memmap)
+    if rows is not None:
+        labels = labels[rows]
+        if not on_disk:
+            images = images[rows]
+    n = len(labels)
     y = tf.constant(labels)
-    n = len(images)
+    if on_disk:
+        at = np.arange(len(images)) if rows is None else np.asarray(rows)
+        shape = images.shape[1:]
+
+        def gather(idx: tf.Tensor) -> tf.Tensor:
+            # Sorted reads touch the file in order; the batch keeps its shuffled order.
+            read = tf.numpy_function(
+                lambda i: _read_rows(images, at[i]), [idx], tf.uint8, stateful=False
+            )
+            return tf.ensure_shape(read, [None, *shape])
+    else:
+        x = tf.constant(images)
+
+        def gather(idx: tf.Tensor) -> tf.Tensor:
+            return tf.gather(x, idx)
+
     if mean is not None:
         scale = tf.constant([255.0 * s for s in std], tf.float32)
         offset = tf.constant([255.0 * m for m in mean], tf.float32)
@@ -195,7 +223,7 @@ def make_dataset(
         batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
 
         def load(step: tf.Tensor, idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            images = tf.gather(x, idx)
+            images = gather(idx)
             if augmenting:
                 batch_key = tf.random.experimental.stateless_fold_in(key, step)
                 images = augment_batch(images, augment, batch_key)
@@ -214,3 +242,11 @@ def make_dataset(
     # flat_map hides the length; Keras needs it to run validation without a warning.
     length = tf.data.experimental.assert_cardinality(passes * math.ceil(n / batch_size))
     return stream.flat_map(one_epoch).apply(length).prefetch(tf.data.AUTOTUNE)
+
+
+def _read_rows(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`images[rows]`, read from a memory map in ascending row order."""
+    order = np.argsort(rows, kind="stable")
+    out = np.empty((len(rows), *images.shape[1:]), images.dtype)
+    out[order] = images[rows[order]]
+    return out

@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--test-subset", type=parse_count, help="the same for the test split")
     p.add_argument("--no-augment", action="store_true", help="turn training augmentation off")
     p.add_argument("--jit", action="store_true", help="compile steps with XLA")
+    p.add_argument("--stream", action="store_true",
+                   help="read images from disk (default: if they would not fit)")  # fmt: skip
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs")
     p.add_argument("--keep-epochs", action="store_true",
                    help="keep every epoch's weights (reports surface --trajectory)")  # fmt: skip
@@ -100,6 +102,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         overrides["augment"] = False
     if args.jit:
         overrides["jit"] = True
+    if args.stream:
+        overrides["stream"] = True
     if args.tensorboard:
         overrides["tensorboard"] = True
     if args.keep_epochs:
@@ -126,7 +130,8 @@ def _settings_given(args: argparse.Namespace) -> list[str]:
     """The run-setting flags given on the command line."""
     given = [f"--{k.replace('_', '-')}" for k in (*FLAGS, "milestones", "subset", "test_subset")
              if getattr(args, k) is not None]  # fmt: skip
-    flags = {"no_augment": "--no-augment", "jit": "--jit", "tensorboard": "--tensorboard",
+    flags = {"no_augment": "--no-augment", "jit": "--jit", "stream": "--stream",
+             "tensorboard": "--tensorboard",
              "keep_epochs": "--keep-epochs"}  # fmt: skip
     given += [flag for key, flag in flags.items() if getattr(args, key)]
     return given + [f"--set {pair}" for pair in args.set]

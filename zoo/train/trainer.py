@@ -209,7 +209,7 @@ def _digest(config: RunConfig) -> str:
     changed = {
         _DIGEST_NAMES.get(f.name, f.name): getattr(config, f.name)
         for f in dataclasses.fields(config)
-        if f.default is dataclasses.MISSING or getattr(config, f.name) != f.default
+        if f.compare and (f.default is dataclasses.MISSING or getattr(config, f.name) != f.default)
     }
     text = json.dumps(changed, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
@@ -346,7 +346,7 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
     common = dict(
         data_dir=config.data_dir, batch_size=config.batch_size, val_split=config.val_split,
         subset=config.subset, test_subset=config.test_subset, seed=config.seed,
-        normalize=config.normalize,
+        normalize=config.normalize, stream=config.stream,
     )  # fmt: skip
     train_ds, val_ds, test_ds, info = zoo.data.load(
         dataset, augment=config.augment, epochs=(start, config.epochs), **common
@@ -428,6 +428,7 @@ def _write_config(path: Path, config: RunConfig, info: zoo.data.DatasetInfo) -> 
         "class_names": list(info.class_names),
         "num_examples": info.num_examples,
         "data_source": info.source,
+        "data_streamed": info.streaming,
         "normalization": {"mean": info.mean, "std": info.std},
         "versions": {
             "zoo": zoo.__version__,

@@ -1,0 +1,108 @@
+"""Data larger than memory: the streaming path reads images from disk, batch by batch.
+
+The folder here is real MNIST images written as an image-folder tree of PNG files; the memory
+limit is forced below its size, so `load` must stream it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo.data
+import zoo.data.__main__
+from zoo.data import datasets
+from zoo.recipes import recipe
+from zoo.train import train
+from zoo.train.__main__ import main
+
+
+@pytest.fixture(scope="module")
+def folder(data_dir, tmp_path_factory):
+    """`mnist/{train,test}/<digit>/*.png`: 12 training and 4 test images per class."""
+    mnist = zoo.data.read("mnist", data_dir=data_dir, stream=False)
+    root = tmp_path_factory.mktemp("folder")
+    for split, x, y, per_class in (("train", mnist.x_train, mnist.y_train, 12),
+                                   ("test", mnist.x_test, mnist.y_test, 4)):  # fmt: skip
+        for label in range(10):
+            out = root / "mnist" / split / str(label)
+            out.mkdir(parents=True)
+            for i in np.flatnonzero(y == label)[:per_class]:
+                tf.io.write_file(str(out / f"{i}.png"), tf.io.encode_png(x[i]))
+    return root
+
+
+@pytest.fixture
+def low_limit(monkeypatch):
+    """A memory limit far below the folder's 160 decoded images (125 KB)."""
+    monkeypatch.setenv("ZOO_MEMORY_LIMIT", "16K")
+    datasets._read.cache_clear()
+    yield
+    datasets._read.cache_clear()
+
+
+def _batches(dataset: tf.data.Dataset) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(x.numpy(), y.numpy()) for x, y in dataset]
+
+
+def test_over_the_memory_limit_the_same_batches_come_from_disk(folder, low_limit):
+    settings = dict(data_dir=folder, batch_size=16, seed=3, epochs=(0, 2), val_split=0.25)
+    in_memory = zoo.data.load("mnist", stream=False, **settings)
+    streamed = zoo.data.load("mnist", **settings)  # chosen by the limit
+    assert not in_memory[3].streaming and streamed[3].streaming
+    assert isinstance(zoo.data.read("mnist", data_dir=folder).x_train, np.memmap)
+    assert streamed[3].num_examples == in_memory[3].num_examples == {
+        "train": 90, "val": 30, "test": 40
+    }  # fmt: skip
+    assert streamed[3].mean == in_memory[3].mean and streamed[3].std == in_memory[3].std
+    for ours, theirs in zip(streamed[:3], in_memory[:3], strict=True):
+        batches, expected = _batches(ours), _batches(theirs)
+        assert len(batches) == len(expected)
+        for (x, y), (x0, y0) in zip(batches, expected, strict=True):
+            np.testing.assert_array_equal(y, y0)
+            np.testing.assert_array_equal(x, x0)  # augmented with the same seeds too
+
+
+def test_a_subset_streams_only_its_rows(folder, low_limit):
+    train, _, test, info = zoo.data.load(
+        "mnist", data_dir=folder, subset=5, test_subset=2, batch_size=8, augment=False
+    )
+    assert info.streaming
+    assert info.num_examples["test"] == 20
+    assert sorted(np.concatenate([y.numpy() for _, y in test])) == sorted(list(range(10)) * 2)
+
+
+def test_a_run_over_the_memory_limit_trains_from_disk_with_the_same_result(
+    folder, tmp_path, capsys, monkeypatch
+):
+    argv = ["mlp_mnist", "--data-dir", str(folder / "mnist"), "--epochs", "2", "--batch-size",
+            "32", "--set", "hidden=(16,)", "--quiet"]  # fmt: skip
+    with monkeypatch.context() as m:
+        m.setenv("ZOO_MEMORY_LIMIT", "16K")
+        datasets._read.cache_clear()
+        assert main([*argv, "--out", str(tmp_path / "streamed")]) == 0
+    datasets._read.cache_clear()
+    streamed = capsys.readouterr().out
+    settings = dict(data_dir=str(folder / "mnist"), epochs=2, batch_size=32,
+                    model_kwargs={"weight_decay": 1e-4, "hidden": (16,)})  # fmt: skip
+    alone = train(recipe("mlp_mnist", stream=False, **settings), tmp_path / "memory", verbose=0)
+    run_dir = tmp_path / "streamed" / alone.path.name  # streaming is not part of a run's name
+    assert str(run_dir) in streamed
+    assert json.loads((run_dir / "config.json").read_text())["data_streamed"] is True
+    assert json.loads((alone.path / "config.json").read_text())["data_streamed"] is False
+    again = train(recipe("mlp_mnist", stream=True, **settings), tmp_path / "streamed")
+    assert again.path == run_dir
+    for split in ("train", "val", "test"):
+        assert again.metrics[split] == pytest.approx(alone.metrics[split], rel=1e-6)
+
+
+def test_a_bad_memory_limit_is_one_line(folder, monkeypatch, capsys):
+    monkeypatch.setenv("ZOO_MEMORY_LIMIT", "lots")
+    datasets._read.cache_clear()
+    with pytest.raises(SystemExit) as exit_:
+        zoo.data.__main__.main(["info", "mnist", "--data-dir", str(folder)])
+    assert exit_.value.code == 2
+    assert "ZOO_MEMORY_LIMIT='lots'" in capsys.readouterr().err

@@ -106,3 +106,65 @@ def test_a_bad_memory_limit_is_one_line(folder, monkeypatch, capsys):
         zoo.data.__main__.main(["info", "mnist", "--data-dir", str(folder)])
     assert exit_.value.code == 2
     assert "ZOO_MEMORY_LIMIT='lots'" in capsys.readouterr().err
+
+
+def test_a_real_tfds_builder_prepared_from_local_files_loads_and_streams(
+    data_dir, tmp_path, monkeypatch
+):
+    """TFDS's own path: a builder prepares its files offline, and `load` reads what it wrote."""
+    import dataclasses
+
+    import tensorflow_datasets as tfds
+
+    mnist = zoo.data.read("mnist", data_dir=data_dir, stream=False)
+
+    class ZooLocalMnist(tfds.core.GeneratorBasedBuilder):
+        """300 training and 100 test MNIST images, from the local IDX files."""
+
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self) -> tfds.core.DatasetInfo:
+            features = tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(28, 28, 1)),
+                "label": tfds.features.ClassLabel(num_classes=10),
+            })  # fmt: skip
+            return tfds.core.DatasetInfo(
+                builder=self, features=features, supervised_keys=("image", "label")
+            )
+
+        def _split_generators(self, dl_manager):  # noqa: ANN001, ANN202
+            return {
+                "train": self._generate_examples(mnist.x_train[:300], mnist.y_train[:300]),
+                "test": self._generate_examples(mnist.x_test[:100], mnist.y_test[:100]),
+            }
+
+        def _generate_examples(self, images, labels):  # noqa: ANN001, ANN202
+            for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+                yield i, {"image": image, "label": int(label)}
+
+    tfds_dir = tmp_path / "tfds"
+    ZooLocalMnist(data_dir=str(tfds_dir)).download_and_prepare()
+    spec = dataclasses.replace(datasets.DATASETS["mnist"], tfds="zoo_local_mnist")
+    monkeypatch.setitem(datasets.DATASETS, "mnist", spec)
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    datasets._read.cache_clear()
+    try:
+        settings = dict(tfds_dir=tfds_dir, batch_size=50, seed=1, epochs=(0, 1))
+        in_memory = zoo.data.load("mnist", stream=False, **settings)
+        streamed = zoo.data.load("mnist", stream=True, **settings)
+        arrays = zoo.data.read("mnist", tfds_dir=tfds_dir, stream=False)
+    finally:
+        datasets._read.cache_clear()
+    assert in_memory[3].source == streamed[3].source == "tfds:zoo_local_mnist"
+    assert streamed[3].streaming and not in_memory[3].streaming
+    assert sum(in_memory[3].num_examples.values()) == 400
+    for split, count in (("train", 300), ("test", 100)):  # TFDS shuffles records: as sets
+        x, y = getattr(arrays, f"x_{split}"), getattr(arrays, f"y_{split}")
+        x0, y0 = getattr(mnist, f"x_{split}")[:count], getattr(mnist, f"y_{split}")[:count]
+        got = sorted((int(label), image.tobytes()) for image, label in zip(x, y, strict=True))
+        want = sorted((int(label), image.tobytes()) for image, label in zip(x0, y0, strict=True))
+        assert got == want
+    for ours, theirs in zip(streamed[:3], in_memory[:3], strict=True):
+        for (x, y), (x0, y0) in zip(_batches(ours), _batches(theirs), strict=True):
+            np.testing.assert_array_equal(y, y0)
+            np.testing.assert_array_equal(x, x0)

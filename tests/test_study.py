@@ -117,6 +117,15 @@ def test_a_study_end_to_end_killed_midway_and_continued(data_dir, tmp_path, monk
     assert (report / "runs" / "index.html").is_file()  # each run's figures
     cells = pd.read_csv(report / "cells.csv")
     assert {"run", "seeds", "mean", "std", "study", "difference"} <= set(cells.columns)
+    # S2's grid and gamma sweep, through tuning: at smoke, two points of each.
+    grid = pd.read_csv(report / "search-mlp_mnist.csv", index_col=0, keep_default_na=False)
+    assert len(grid) == 27 and (grid["ours (val)"] != "not run").sum() == 2
+    chosen = grid.loc["lr 0.1, hidden 1000, weight_decay 0.001"]
+    assert chosen["study (test)"] == "95.95%" and "the study's choice" in chosen.iloc[-1]
+    assert (tmp_path / "S2-smoke" / "searches" / "mlp_mnist-grid" / "trials.csv").is_file()
+    gamma = pd.read_csv(report / "search-mlp_mnist_gamma.csv", index_col=0)
+    assert list(gamma.index) == ["gamma 1", "gamma 0.5", "gamma 0.1", "gamma 0.05"]
+    assert "search mlp_mnist_gamma: 2 of 4 points" in text
 
 
 def test_study_misuse_is_one_line(capsys):

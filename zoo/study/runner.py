@@ -22,7 +22,16 @@ import pandas as pd
 
 from zoo.files import write_csv, write_json, write_text
 from zoo.recipes import RunConfig, recipe
-from zoo.study.catalog import LANDSCAPE_BUDGETS, SMOKE, STUDIES, Study, StudyRun, Table
+from zoo.study.catalog import (
+    LANDSCAPE_BUDGETS,
+    SEARCH_BUDGETS,
+    SMOKE,
+    STUDIES,
+    Study,
+    StudyRun,
+    StudySearch,
+    Table,
+)
 
 BUDGETS = ("smoke", "cpu", "full")
 # Images of each home dataset's full train and test splits, for the time estimates.
@@ -96,26 +105,34 @@ def config(
 def estimate_seconds(study: Study, budget: str, seeds: int = 1) -> float:
     """Time to expect on 2 CPU cores, from each model's FLOPs and its image counts: training
     (three forward passes' worth per image), each epoch's validation, and the final evaluation
-    of train, val and test."""
+    of train, val and test; for every run and seed, and every point of the study's searches."""
+    total = sum(_seconds(config(study, run, budget)) for run in study.runs) * seeds
+    for search in study.searches:
+        from tuning.spaces import get_space, hyperparameters
+
+        scale = dict(SEARCH_BUDGETS[budget])
+        points = min(len(search.reported), scale.pop("max_trials", len(search.reported)))
+        cfg = dataclasses.replace(get_space(search.space)(hyperparameters(search.space)), **scale)
+        total += points * _seconds(cfg)
+    return total
+
+
+def _seconds(cfg: RunConfig) -> float:
     import zoo
     from zoo.train import forward_flops
 
-    total = 0.0
-    for run in study.runs:
-        cfg = config(study, run, budget)
-        dataset = cfg.home_dataset
-        images = TRAIN_IMAGES[dataset] * 0.9  # less the validation split
-        if isinstance(cfg.subset, float):
-            images *= cfg.subset
-        elif isinstance(cfg.subset, int):
-            images = min(images, cfg.subset * CLASSES[dataset])
-        test = TEST_IMAGES[dataset]
-        if cfg.test_subset is not None:
-            test = min(test, cfg.test_subset * CLASSES[dataset])
-        evaluated = images / 9 * cfg.epochs + images * 10 / 9 + test
-        flops = forward_flops(zoo.build(cfg.model, **cfg.model_kwargs))
-        total += flops * (3 * images * cfg.epochs + evaluated) / CPU_FLOPS
-    return total * seeds
+    dataset = cfg.home_dataset
+    images = TRAIN_IMAGES[dataset] * 0.9  # less the validation split
+    if isinstance(cfg.subset, float):
+        images *= cfg.subset
+    elif isinstance(cfg.subset, int):
+        images = min(images, cfg.subset * CLASSES[dataset])
+    test = TEST_IMAGES[dataset]
+    if cfg.test_subset is not None:
+        test = min(test, cfg.test_subset * CLASSES[dataset])
+    evaluated = images / 9 * cfg.epochs + images * 10 / 9 + test
+    flops = forward_flops(zoo.build(cfg.model, **cfg.model_kwargs))
+    return flops * (3 * images * cfg.epochs + evaluated) / CPU_FLOPS
 
 
 def run_study(
@@ -166,6 +183,11 @@ def run_study(
     cells = _cells(study, runs)
     tables = {t.name: layout(t, cells, study, budget) for t in study.tables}
     _write(study, budget, folder, tables, cells, [])  # the tables first: figures train more
+    if not only:  # like the figures, searches are not part of a run subset
+        for search in study.searches:
+            frame = search_table(study, search, budget, folder, data_dir, verbose)
+            tables[frame.attrs["name"]] = frame
+        _write(study, budget, folder, tables, cells, [])
     # With --only the figures are not drawn, but those drawn before stay in the report.
     figures = landscape_figures(study, budget, folder, data_dir, verbose, draw=not only)
     _write(study, budget, folder, tables, cells, figures)
@@ -176,6 +198,75 @@ def run_study(
     if verbose:
         print(f"{folder}: {len(runs)} runs; tables in {folder / 'report'}")
     return StudyResult(study, budget, folder, runs, tables, cells)
+
+
+def search_table(
+    study: Study,
+    search: StudySearch,
+    budget: str,
+    folder: Path,
+    data_dir: str | None = None,
+    verbose: bool = True,
+) -> pd.DataFrame:
+    """Runs (or continues) one of the study's searches through `tuning`, as a grid, into
+    `folder/searches`, and lays out its points beside the study's scores.
+
+    Returns:
+        One row per point of the study's grid: the study's accuracy, ours (the trial's best
+        validation accuracy), the difference, and which point each side would pick.
+    """
+    from tuning import run_search
+
+    result = run_search(search.space, folder / "searches", tuner="grid", data_dir=data_dir,
+                        verbose=False, **SEARCH_BUDGETS[budget])  # fmt: skip
+    done = result.trials[result.trials["status"] == "COMPLETED"]
+    ours: dict[tuple[Any, ...], float] = {}
+    for _, trial in done.iterrows():
+        point = next((p for p in search.reported if _same(p, trial, search.keys)), None)
+        if point is not None and trial["val_accuracy"] is not None:
+            ours[point] = float(trial["val_accuracy"])
+    best = max(ours, key=ours.get) if ours else None
+    rows = []
+    for point, reported in search.reported.items():
+        mine = ours.get(point)
+        notes = [n for n, p in (("the study's choice", search.chose), ("our best", best))
+                 if p == point]  # fmt: skip
+        rows.append({
+            "study (test)": f"{reported:.2%}",
+            "ours (val)": "not run" if mine is None else f"{mine:.2%}",
+            "difference": "" if mine is None else f"{mine - reported:+.2%}",
+            "": ", ".join(notes),
+        })  # fmt: skip
+    index = [", ".join(f"{k} {v:g}" for k, v in zip(search.keys, p, strict=True))
+             for p in search.reported]  # fmt: skip
+    frame = pd.DataFrame(rows, index=index)
+    frame.attrs["name"] = f"search-{search.space}"
+    frame.attrs["title"] = (
+        f"{study.name}'s search {search.space}: {len(ours)} of {len(search.reported)} points "
+        f"(a grid through tuning, {result.path.name}) — budget {budget}: " + _search_scaling(budget)
+    )
+    if verbose:
+        shown = (
+            ", ".join(f"{k} {v:g}" for k, v in zip(search.keys, best, strict=True))
+            if best
+            else "none"
+        )
+        print(f"{study.name} search {search.space}: {len(ours)} points, our best {shown}")
+    return frame
+
+
+def _same(point: tuple[Any, ...], trial: pd.Series, keys: tuple[str, ...]) -> bool:
+    return all(
+        key in trial and trial[key] is not None and math.isclose(float(trial[key]), float(value))
+        for key, value in zip(keys, point, strict=True)
+    )
+
+
+def _search_scaling(budget: str) -> str:
+    settings = SEARCH_BUDGETS[budget]
+    if not settings:
+        return "the study's own search settings"
+    return "a smoke test (" + ", ".join(f"{k} {v}" for k, v in settings.items()) + "): not a result"
 
 
 def landscape_figures(

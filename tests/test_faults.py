@@ -174,6 +174,10 @@ def test_a_failure_before_the_first_epoch_leaves_no_folder(tmp_path, monkeypatch
         (["lenet", "--label-smoothing", "-0.1"], "label_smoothing must be a number >= 0"),
         (["lenet", "--early-stopping", "-1"], "early_stopping must be a number >= 0"),
         (["lenet", "--time-limit", "-5"], "time_limit must be a number >= 0"),
+        (
+            ["lenet", "--strategy", "multiworker", "--time-limit", "5"],
+            "time_limit does not run under the multiworker strategy",
+        ),
         (["--resume", "runs/x", "--epochs", "50"], "would make another run"),
     ],
 )

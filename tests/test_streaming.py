@@ -66,13 +66,36 @@ def test_over_the_memory_limit_the_same_batches_come_from_disk(folder, low_limit
             np.testing.assert_array_equal(x, x0)  # augmented with the same seeds too
 
 
-def test_a_subset_streams_only_its_rows(folder, low_limit):
-    train, _, test, info = zoo.data.load(
-        "mnist", data_dir=folder, subset=5, test_subset=2, batch_size=8, augment=False
-    )
-    assert info.streaming
-    assert info.num_examples["test"] == 20
-    assert sorted(np.concatenate([y.numpy() for _, y in test])) == sorted(list(range(10)) * 2)
+def _same_batches(streamed: tuple, in_memory: tuple) -> None:
+    assert streamed[3].streaming and not in_memory[3].streaming
+    assert streamed[3].num_examples == in_memory[3].num_examples
+    assert streamed[3].mean == in_memory[3].mean and streamed[3].std == in_memory[3].std
+    for ours, theirs in zip(streamed[:3], in_memory[:3], strict=True):
+        batches, expected = _batches(ours), _batches(theirs)
+        assert len(batches) == len(expected) > 0
+        for (x, y), (x0, y0) in zip(batches, expected, strict=True):
+            np.testing.assert_array_equal(y, y0)
+            np.testing.assert_array_equal(x, x0)
+
+
+def test_a_subset_streams_only_its_rows_and_the_same_ones(folder, low_limit):
+    settings = dict(data_dir=folder, subset=5, test_subset=2, batch_size=8, seed=2)
+    streamed = zoo.data.load("mnist", **settings)
+    assert streamed[3].num_examples["test"] == 20
+    labels = np.concatenate([y.numpy() for _, y in streamed[2]])
+    assert sorted(labels) == sorted(list(range(10)) * 2)
+    _same_batches(streamed, zoo.data.load("mnist", stream=False, **settings))
+
+
+def test_idx_files_stream_too(data_dir):
+    """The formats read whole (IDX here) are written to the cache as they are, then mapped."""
+    settings = dict(data_dir=data_dir, subset=8, test_subset=3, batch_size=16, seed=4)
+    try:
+        streamed = zoo.data.load("mnist", stream=True, **settings)
+        assert isinstance(zoo.data.read("mnist", data_dir=data_dir, stream=True).x_train, np.memmap)
+        _same_batches(streamed, zoo.data.load("mnist", stream=False, **settings))
+    finally:
+        datasets._read.cache_clear()
 
 
 def test_a_run_over_the_memory_limit_trains_from_disk_with_the_same_result(

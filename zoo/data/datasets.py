@@ -271,15 +271,16 @@ def read(
 def memory_budget() -> int:
     """Bytes of decoded images above which `load` streams from disk by default.
 
-    `ZOO_MEMORY_LIMIT` (bytes, or with a K, M or G suffix), else half of the machine's memory:
-    the images' copy for training and the model's own memory must fit beside each other.
+    `ZOO_MEMORY_LIMIT` (bytes, or with a K, M or G suffix), else a quarter of the machine's
+    memory: training holds the decoded images, their split's copies in TensorFlow (up to 3x
+    the images in all) and the model beside them.
 
     Raises:
         ValueError: `ZOO_MEMORY_LIMIT` is not a size.
     """
     text = os.environ.get("ZOO_MEMORY_LIMIT", "").strip()
     if not text:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
     scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1].upper(), 1)
     try:
         return int(float(text[:-1] if scale > 1 else text) * scale)
@@ -445,6 +446,8 @@ def _cached(
                         meta = {"class_names": list(names), "source": source}
                         (tmp / "meta.json").write_text(json.dumps(meta))
     except OSError as err:
+        if not str(err.filename or target).startswith(str(_cache_dir())):
+            raise  # reading the data failed, not writing the cache
         if mmap:
             raise DataError(
                 f"Streaming writes the decoded images to the cache folder {target.parent}, "

@@ -488,7 +488,7 @@ class Reader:
 
     def nbytes(self, folder: Path, shape: tuple[int, ...]) -> int:
         """About how many bytes the decoded images take, found without decoding them."""
-        return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+        raise NotImplementedError
 
     def write(
         self, folder: Path, shape: tuple[int, ...], class_names: tuple[str, ...], target: Path
@@ -513,6 +513,19 @@ class IdxReader(Reader):
     def read(self, folder: Path, shape: tuple[int, ...], class_names: tuple[str, ...]) -> Arrays:  # noqa: D102
         return read_idx(folder, class_names)
 
+    def nbytes(self, folder: Path, shape: tuple[int, ...]) -> int:  # noqa: D102
+        total = 0
+        for stem in (IDX_FILES["x_train"], IDX_FILES["x_test"]):
+            path = _idx_path(folder, stem)
+            if path is None:
+                continue
+            # The header's dimensions: the files are usually gzipped, so their size says little.
+            with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+                head = f.read(4)
+                if len(head) == 4:
+                    total += int(np.prod(struct.unpack(f">{head[3]}I", f.read(4 * head[3]))))
+        return total
+
 
 class CifarPickleReader(Reader):
     """CIFAR-10/100 python pickle batches."""
@@ -524,6 +537,12 @@ class CifarPickleReader(Reader):
 
     def read(self, folder: Path, shape: tuple[int, ...], class_names: tuple[str, ...]) -> Arrays:  # noqa: D102
         return read_cifar_pickle(folder)
+
+    def nbytes(self, folder: Path, shape: tuple[int, ...]) -> int:  # noqa: D102
+        # A pickled batch is its uint8 images plus a few hundred bytes of labels and names.
+        batches = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                   "data_batch_5", "test_batch", "train", "test")  # fmt: skip
+        return sum((folder / b).stat().st_size for b in batches if (folder / b).is_file())
 
 
 class _TreeReader(Reader):

@@ -130,8 +130,8 @@ def _settings_given(args: argparse.Namespace) -> list[str]:
     """The run-setting flags given on the command line."""
     given = [f"--{k.replace('_', '-')}" for k in (*FLAGS, "milestones", "subset", "test_subset")
              if getattr(args, k) is not None]  # fmt: skip
-    flags = {"no_augment": "--no-augment", "jit": "--jit", "stream": "--stream",
-             "tensorboard": "--tensorboard",
+    # --stream is left out: it changes how the data is read, not the run.
+    flags = {"no_augment": "--no-augment", "jit": "--jit", "tensorboard": "--tensorboard",
              "keep_epochs": "--keep-epochs"}  # fmt: skip
     given += [flag for key, flag in flags.items() if getattr(args, key)]
     return given + [f"--set {pair}" for pair in args.set]
@@ -186,7 +186,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         saved = load_config(args.resume)
         if args.model and args.model != saved.model:
             raise ValueError(f"{args.resume} holds a {saved.model} run, not {args.model}.")
-        run = resume(args.resume, verbose=0 if args.quiet else None)
+        run = resume(args.resume, verbose=0 if args.quiet else None, stream=args.stream or None)
     else:
         if not args.model:
             raise ValueError("give a MODEL, --resume RUN_DIR or --list.")

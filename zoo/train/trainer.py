@@ -118,27 +118,28 @@ def train(config: RunConfig, out: str | Path = "runs", *, verbose: int | None = 
         Interrupted: Ctrl-C; the run resumes from its last finished epoch.
         OSError: `out` cannot be written (read-only, full, a file).
     """
-    if not _writes_run_folder(config):
-        return _as_worker(config, _chief_folder(config, Path(out)), verbose)
+    if config.strategy == "multiworker":
+        return _multiworker_run(config, _chief_folder(config, Path(out)), verbose)
     with _claim(config, Path(out)) as (path, finished):
         if finished:
             return Run.read(path)
         return _run(config, path, verbose)
 
 
-def resume(path: str | Path, *, verbose: int | None = None) -> Run:
+def resume(path: str | Path, *, verbose: int | None = None, stream: bool | None = None) -> Run:
     """Continues the run in `path` from its last finished epoch, or reads it back if finished.
 
-    A run stopped by its time limit continues, for another `time_limit` minutes.
+    A run stopped by its time limit continues, for another `time_limit` minutes. `stream`:
+    how to read the data this time (see `zoo.data.load`); it does not change the run.
 
     Raises:
         FileNotFoundError: `path` holds no config.json.
         RuntimeError: Another process is training in `path`.
     """
     path = Path(path)
-    config = load_config(path)
-    if not _writes_run_folder(config):
-        return _as_worker(config, path, verbose, resuming=True)
+    config = dataclasses.replace(load_config(path), stream=stream)
+    if config.strategy == "multiworker":
+        return _multiworker_run(config, path, verbose)
     with _locked(path) as got:
         if not got:
             raise RuntimeError(f"{path}: another process is training this run.")
@@ -272,27 +273,30 @@ def _chief_folder(config: RunConfig, out: Path) -> Path:
 # --- multi-worker ---------------------------------------------------------------------------------
 
 
-def _writes_run_folder(config: RunConfig) -> bool:
-    """False on the workers of a multi-worker run other than the chief."""
-    if config.strategy != "multiworker":
-        return True
-    return _multiworker().extended.should_checkpoint
+def _multiworker_run(config: RunConfig, path: Path, verbose: int | None) -> Run:
+    """One worker's part in a multi-worker run whose chief writes `path`.
 
+    Every worker makes the same choice from the same folder: read back a finished run, or
+    train. The chief trains into `path` itself, never into another folder beside it (the other
+    workers could not know). Every other worker runs every step, evaluation and save in step
+    with the chief (a save can hold collective ops), but into a private copy of the chief's
+    folder in a temporary directory, deleted at the end: TensorFlow's rule for multi-worker
+    checkpoints. The copy is taken before the worker joins its first collective op, so the
+    chief cannot have moved on: it carries the chief's backup, history and best checkpoint, and
+    a restarted worker resumes from the same epoch as its chief. `path` must be on a file
+    system every worker reads.
 
-def _as_worker(config: RunConfig, path: Path, verbose: int | None, resuming: bool = False) -> Run:
-    """Trains as a non-chief worker of a multi-worker run whose chief writes `path`.
-
-    Every worker runs every step, evaluation and save in step with the chief (a save can hold
-    collective ops), but into a private copy of the chief's folder in a temporary directory,
-    deleted at the end: TensorFlow's rule for multi-worker checkpoints. The copy is taken
-    before the worker joins its first collective op, so the chief cannot have moved on: it
-    carries the chief's backup, history and best checkpoint, and a restarted worker resumes
-    from the same epoch as its chief. `path` must be on a file system every worker reads.
+    Raises:
+        RuntimeError: On the chief, another process is training in `path`.
     """
-    metrics = _read_metrics(path)
-    continues = resuming and metrics is not None and metrics.get("stop_reason") == "time_limit"
-    if metrics is not None and not continues:
+    chief = _multiworker().extended.should_checkpoint
+    if _read_metrics(path) is not None:
         return Run.read(path)
+    if chief:
+        with _locked(path) as got:
+            if not got:
+                raise RuntimeError(f"{path}: another process is training this run.")
+            return _run(config, path, verbose)
     with tempfile.TemporaryDirectory(prefix="zoo-worker-") as tmp:
         scratch = Path(tmp) / path.name
         if path.is_dir():
@@ -300,8 +304,6 @@ def _as_worker(config: RunConfig, path: Path, verbose: int | None, resuming: boo
             shutil.copytree(path, scratch, ignore=skip)
         else:
             scratch.mkdir()
-        if continues:
-            (scratch / "metrics.json").unlink()  # as the chief's `resume` does
         run = _fit(config, scratch, verbose)
         return Run(path, config, run.history, run.metrics)
 
@@ -418,7 +420,8 @@ def _repaired_stop(path: Path, config: RunConfig) -> str:
 def _write_config(path: Path, config: RunConfig, info: zoo.data.DatasetInfo) -> None:
     saved = {
         "format": CONFIG_FORMAT,
-        "config": dataclasses.asdict(config),
+        # `stream` is how this session reads the data, not a setting of the run.
+        "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "stream"},
         # The recipe the run was derived from, so reports label it against that recipe even
         # after the recipe changes.
         "recipe": dataclasses.asdict(recipe(config.model)),
@@ -469,19 +472,29 @@ def _slurm() -> tf.distribute.cluster_resolver.ClusterResolver | None:
 
     Slurm's resolver gives each task a port from `ZOO_SLURM_PORT` (default 8888) up, on its
     node. It hands out ports in step with GPU shares; the count below gives one per task and
-    leaves devices alone, so each worker uses the GPUs Slurm gave its task (all of its node's
-    with one task per node).
+    leaves devices alone, so each worker uses the GPUs its task sees (all of its node's with
+    one task per node).
     """
     if int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) < 2:
         return None
     from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver as slurm
 
     tasks = max(slurm.expand_tasks_per_node(os.environ["SLURM_STEP_TASKS_PER_NODE"]))
-    return slurm.SlurmClusterResolver(
+    found = slurm.SlurmClusterResolver(
         port_base=int(os.environ.get("ZOO_SLURM_PORT", "8888")),
         gpus_per_node=tasks,
         gpus_per_task=1,
         auto_set_gpu=False,
+    )
+    # The strategy takes its local devices from the resolver, which would claim one GPU per
+    # task; these are the GPUs this task sees (none on a CPU node).
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    return tf.distribute.cluster_resolver.SimpleClusterResolver(
+        found.cluster_spec(),
+        task_type=found.task_type,
+        task_id=found.task_id,
+        num_accelerators={"GPU": gpus} if gpus else {},
+        rpc_layer="grpc",
     )
 
 

@@ -225,12 +225,15 @@ def search_table(
         point = next((p for p in search.reported if _same(p, trial, search.keys)), None)
         if point is not None and trial["val_accuracy"] is not None:
             ours[point] = float(trial["val_accuracy"])
-    best = max(ours, key=ours.get) if ours else None
+    # Every point at our best score: a validation split of 1,000 images ties points often.
+    top = max(ours.values(), default=None)
+    best = [p for p, v in ours.items() if v == top]
+    ours_label = "our best" if len(best) == 1 else f"our best ({len(best)} tied)"
     rows = []
     for point, reported in search.reported.items():
         mine = ours.get(point)
-        notes = [n for n, p in (("the study's choice", search.chose), ("our best", best))
-                 if p == point]  # fmt: skip
+        notes = ["the study's choice"] if point == search.chose else []
+        notes += [ours_label] if point in best else []
         rows.append({
             "study (test)": f"{reported:.2%}",
             "ours (val)": "not run" if mine is None else f"{mine:.2%}",
@@ -246,12 +249,10 @@ def search_table(
         f"(a grid through tuning, {result.path.name}) — budget {budget}: " + _search_scaling(budget)
     )
     if verbose:
-        shown = (
-            ", ".join(f"{k} {v:g}" for k, v in zip(search.keys, best, strict=True))
-            if best
-            else "none"
+        shown = "; ".join(
+            ", ".join(f"{k} {v:g}" for k, v in zip(search.keys, p, strict=True)) for p in best
         )
-        print(f"{study.name} search {search.space}: {len(ours)} points, our best {shown}")
+        print(f"{study.name} search {search.space}: {len(ours)} points, our best {shown or '-'}")
     return frame
 
 

@@ -80,17 +80,22 @@ def _start_workers(
     scratch: Path,
     kill: tuple[int, int] | None = None,
     slurm: bool = False,
+    argv: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> list[subprocess.Popen]:
     """Starts the chief (worker 0) and worker 1; worker 1 dies at `kill` (epoch, batch).
 
     The cluster comes from TF_CONFIG, or with `slurm` from the variables `srun` sets for a job
-    step of two tasks on one node.
+    step of two tasks on one node. `argv` replaces the training command's arguments; `env` adds
+    to its environment.
     """
     ports = _free_ports()
     hosts = [f"127.0.0.1:{p}" for p in ports]
     procs = []
+    extra = env or {}
     for index in range(2):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "TF_CONFIG"))}
+        env.update(extra)
         env["TMPDIR"] = str(scratch / f"tmp{index}")
         (scratch / f"tmp{index}").mkdir(parents=True, exist_ok=True)
         if slurm:
@@ -107,7 +112,7 @@ def _start_workers(
             command = [sys.executable, "-c", _KILLED_AT]
         procs.append(
             subprocess.Popen(
-                command + _argv(data_dir, out),
+                command + (argv or _argv(data_dir, out)),
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -157,9 +162,11 @@ def alone(data_dir, tmp_path_factory) -> Run:
 
 def test_two_workers_train_like_one_process_and_only_the_chief_writes(data_dir, alone, tmp_path):
     out = tmp_path / "runs"
-    outputs = _finish(_start_workers(data_dir, out, tmp_path))
+    # Over the memory limit, both workers stream their images from disk; the reference did not.
+    outputs = _finish(_start_workers(data_dir, out, tmp_path, env={"ZOO_MEMORY_LIMIT": "1K"}))
     (run,) = out.iterdir()  # one run folder: the chief's
     assert run.name.startswith("mlp_mnist-mnist-")
+    assert json.loads((run / "config.json").read_text())["data_streamed"] is True
     _same_training(run, alone)
     assert str(run) in outputs[1]  # the worker reports the chief's folder
     for index in range(2):  # the worker's own copy went with it
@@ -167,7 +174,10 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(data_dir, 
     assert not (run / "backup").exists()
 
 
-def test_a_worker_killed_mid_epoch_resumes_from_the_last_finished_epoch(data_dir, alone, tmp_path):
+@pytest.mark.parametrize("restart", ["the same command", "--resume RUN_DIR"])
+def test_a_worker_killed_mid_epoch_resumes_from_the_last_finished_epoch(
+    data_dir, alone, tmp_path, restart
+):
     out = tmp_path / "runs"
     chief, worker = _start_workers(data_dir, out, tmp_path, kill=(1, 2))
     worker.wait(timeout=300)
@@ -180,7 +190,8 @@ def test_a_worker_killed_mid_epoch_resumes_from_the_last_finished_epoch(data_dir
     assert (run / "backup" / "epoch-00001").is_dir()
     assert not (run / "metrics.json").exists()
 
-    _finish(_start_workers(data_dir, out, tmp_path))
+    argv = ["--resume", str(run), "--quiet"] if restart.startswith("--resume") else None
+    _finish(_start_workers(data_dir, out, tmp_path, argv=argv))
     assert [p.name for p in out.iterdir()] == [run.name]  # resumed, not begun anew in -2
     _same_training(run, alone)
 

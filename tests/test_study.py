@@ -161,6 +161,7 @@ def test_the_recorded_study_results_have_their_columns():
         (search,) = [s for s in STUDIES[study].searches if s.space == space]
         frame = pd.read_csv(path, index_col=0, keep_default_na=False)
         assert len(frame) == len(search.reported) and "not run" not in set(frame["ours (val)"])
+        assert list(frame["study (test)"]) == [f"{v:.2%}" for v in search.reported.values()]
 
 
 @pytest.mark.slow

@@ -163,12 +163,6 @@ class RunConfig:
                 f"steps_per_execution must be >= 0 (0: chosen from the model's size), "
                 f"got {self.steps_per_execution}."
             )
-        if self.time_limit and self.strategy == "multiworker":
-            # Each worker would keep its own clock and stop at another step than the rest.
-            raise ValueError(
-                "time_limit does not run under the multiworker strategy, where the workers "
-                "must stop together; limit the epochs instead."
-            )
         if self.steps_per_execution > 1 and self.strategy != "default":
             # Keras 3.15's multi-step loop fails inside tf.distribute strategies.
             raise ValueError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
 import functools
 import hashlib
 import json
@@ -392,7 +393,9 @@ def _read_folder(name: str, spec: _Spec, folder: Path, want: _Want) -> Arrays | 
     reader = next((r for f in spec.formats if (r := formats.READERS[f]).found(folder)), None)
     if reader is None:
         return None
-    stream = want.streams(reader.nbytes(folder, spec.shape))
+    stream = (
+        want.stream if want.stream is not None else want.streams(reader.nbytes(folder, spec.shape))
+    )
     if reader.decodes or stream:
         arrays = _cached(
             _key(folder),
@@ -446,7 +449,7 @@ def _cached(
                         meta = {"class_names": list(names), "source": source}
                         (tmp / "meta.json").write_text(json.dumps(meta))
     except OSError as err:
-        if not str(err.filename or target).startswith(str(_cache_dir())):
+        if not _cache_failure(err, target.parent):
             raise  # reading the data failed, not writing the cache
         if mmap:
             raise DataError(
@@ -460,6 +463,13 @@ def _cached(
         for k in formats.ARRAY_FILES
     }
     return Arrays(**arrays, class_names=tuple(meta["class_names"]), source=meta["source"])
+
+
+def _cache_failure(err: OSError, folder: Path) -> bool:
+    """Whether `err` came from writing the cache `folder`, not from reading the data."""
+    if err.filename:
+        return Path(err.filename).resolve().is_relative_to(folder.resolve())
+    return err.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT)
 
 
 def _online(host: str = "storage.googleapis.com") -> bool:

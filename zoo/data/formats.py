@@ -520,10 +520,15 @@ class IdxReader(Reader):
             if path is None:
                 continue
             # The header's dimensions: the files are usually gzipped, so their size says little.
-            with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-                head = f.read(4)
-                if len(head) == 4:
-                    total += int(np.prod(struct.unpack(f">{head[3]}I", f.read(4 * head[3]))))
+            # A damaged file counts nothing here; `read` names what is wrong with it.
+            try:
+                with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+                    head = f.read(4)
+                    if len(head) == 4 and head[:3] == b"\0\0\x08":
+                        dims = struct.unpack(f">{head[3]}I", f.read(4 * head[3]))
+                        total += int(np.prod(dims))
+            except (OSError, EOFError, struct.error):
+                pass
         return total
 
 

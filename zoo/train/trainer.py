@@ -119,6 +119,7 @@ def train(config: RunConfig, out: str | Path = "runs", *, verbose: int | None = 
         OSError: `out` cannot be written (read-only, full, a file).
     """
     if config.strategy == "multiworker":
+        _check_multiworker(config)
         return _multiworker_run(config, _chief_folder(config, Path(out)), verbose)
     with _claim(config, Path(out)) as (path, finished):
         if finished:
@@ -139,6 +140,7 @@ def resume(path: str | Path, *, verbose: int | None = None, stream: bool | None 
     path = Path(path)
     config = dataclasses.replace(load_config(path), stream=stream)
     if config.strategy == "multiworker":
+        _check_multiworker(config)
         return _multiworker_run(config, path, verbose)
     with _locked(path) as got:
         if not got:
@@ -273,6 +275,16 @@ def _chief_folder(config: RunConfig, out: Path) -> Path:
 # --- multi-worker ---------------------------------------------------------------------------------
 
 
+def _check_multiworker(config: RunConfig) -> None:
+    """Refuses what a multi-worker run cannot do, before any worker joins the cluster."""
+    if config.time_limit:
+        # Each worker would keep its own clock and stop at another step than the rest.
+        raise ValueError(
+            "time_limit does not run under the multiworker strategy, where the workers "
+            "must stop together; limit the epochs instead."
+        )
+
+
 def _multiworker_run(config: RunConfig, path: Path, verbose: int | None) -> Run:
     """One worker's part in a multi-worker run whose chief writes `path`.
 
@@ -287,7 +299,8 @@ def _multiworker_run(config: RunConfig, path: Path, verbose: int | None) -> Run:
     system every worker reads.
 
     Raises:
-        RuntimeError: On the chief, another process is training in `path`.
+        RuntimeError: On the chief, another process is training in `path`. The other
+            workers then wait on the chief until TensorFlow gives up on it: stop them too.
     """
     chief = _multiworker().extended.should_checkpoint
     if _read_metrics(path) is not None:
@@ -480,6 +493,7 @@ def _slurm() -> tf.distribute.cluster_resolver.ClusterResolver | None:
     from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver as slurm
 
     tasks = max(slurm.expand_tasks_per_node(os.environ["SLURM_STEP_TASKS_PER_NODE"]))
+    # cluster_spec() is what sets the resolver's task_type and task_id, so it is called first.
     found = slurm.SlurmClusterResolver(
         port_base=int(os.environ.get("ZOO_SLURM_PORT", "8888")),
         gpus_per_node=tasks,
@@ -489,8 +503,9 @@ def _slurm() -> tf.distribute.cluster_resolver.ClusterResolver | None:
     # The strategy takes its local devices from the resolver, which would claim one GPU per
     # task; these are the GPUs this task sees (none on a CPU node).
     gpus = len(tf.config.list_physical_devices("GPU"))
+    spec = found.cluster_spec()
     return tf.distribute.cluster_resolver.SimpleClusterResolver(
-        found.cluster_spec(),
+        spec,
         task_type=found.task_type,
         task_id=found.task_id,
         num_accelerators={"GPU": gpus} if gpus else {},

@@ -1,4 +1,5 @@
-"""Readers for the standard on-disk formats, each returning decoded uint8 arrays.
+"""Readers for the standard on-disk formats: one `Reader` per format (`READERS`), which tells
+its folders apart, reads one into uint8 arrays, or writes them decoded for streaming.
 
 Formats: MNIST-style IDX files (gzipped or not), CIFAR-10/100 python pickle batches, an
 image-folder tree `{train,test}/<class>/*.png|jpg`, and Tiny ImageNet's own layout. Archives
@@ -234,18 +235,9 @@ def is_image_folder(folder: Path) -> bool:
     return all((folder / s).is_dir() and _class_dirs(folder / s) for s in ("train", "test"))
 
 
-def read_image_folder(folder: Path, channels: int) -> Arrays:
-    """Reads `{train,test}/<class>/*.png|jpg`; classes are the sorted folder names of train.
-
-    Raises:
-        DataError: Test classes differ from train's, a class folder is empty, an image is
-            corrupt or of another size than the rest.
-    """
-    return _decoded_listing(list_image_folder(folder), channels, str(folder))
-
-
 def list_image_folder(folder: Path) -> Listing:
-    """The files and labels of `{train,test}/<class>/*.png|jpg`, undecoded.
+    """The files and labels of `{train,test}/<class>/*.png|jpg`, undecoded; classes are the
+    sorted folder names of train.
 
     Raises:
         DataError: Test classes differ from train's, or a class folder is empty.
@@ -274,21 +266,13 @@ def is_tiny_imagenet(folder: Path) -> bool:
     return (folder / "wnids.txt").is_file() and (folder / "train").is_dir()
 
 
-def read_tiny_imagenet(folder: Path) -> Arrays:
-    """Reads Tiny ImageNet's layout; its labelled `val/` split serves as the test split (S3).
+def list_tiny_imagenet(folder: Path) -> Listing:
+    """The files and labels of Tiny ImageNet's layout, undecoded; its labelled `val/` split
+    serves as the test split (S3).
 
     Classes are the sorted wnids (as an image-folder reader orders them), named by the first
-    synonym in `words.txt`. Greyscale JPEGs are decoded to RGB.
-
-    Raises:
-        DataError: A listed file is missing, an annotation names an unknown wnid, or an image
-            is corrupt.
-    """
-    return _decoded_listing(list_tiny_imagenet(folder), 3, str(folder))
-
-
-def list_tiny_imagenet(folder: Path) -> Listing:
-    """The files and labels of Tiny ImageNet's layout, undecoded (see `read_tiny_imagenet`).
+    synonym in `words.txt`. Its greyscale JPEGs are decoded to RGB (the reader asks for 3
+    channels).
 
     Raises:
         DataError: A listed file is missing, or an annotation names an unknown wnid.

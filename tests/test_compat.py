@@ -93,10 +93,11 @@ def test_fused_optimizers_run_their_kernel(name, settings, kernel):
     assert kernel in _op_types(apply.get_concrete_function(tf.TensorSpec((3, 2), tf.float32)))
 
 
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
 @pytest.mark.parametrize("shape", [(4, 3, 3, 2), (4, 2)])
-def test_fused_batch_norm_runs_its_kernels(shape):
+def test_fused_batch_norm_runs_its_kernels(shape, precision):
     assert compat.fused_batch_norm() is not None
-    layer = zoo.layers.BatchNormalization()
+    layer = zoo.layers.BatchNormalization(dtype=precision)
     layer.build(shape)
 
     @tf.function
@@ -110,6 +111,24 @@ def test_fused_batch_norm_runs_its_kernels(shape):
     assert {"FusedBatchNormV3", "FusedBatchNormGradV3"} <= ops
 
 
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_training_step_runs_fused_kernels(precision):
+    """A whole compiled training step under a mixed policy: fused batch norm forward and
+    backward, and no batch norm built from Keras's separate ops (its float32 upcast)."""
+    from zoo.recipes import RunConfig
+    from zoo.train import compile_model
+
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = zoo.build("vgg_a", input_shape=(16, 16, 3), num_classes=10, bn=True, width=0.125)
+        compile_model(model, RunConfig("vgg_a", optimizer="momentum", precision=precision), 1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    x, y = np.zeros((4, 16, 16, 3), "float32"), np.zeros((4,), "int32")
+    model.train_on_batch(x, y)  # builds the optimizer
+    ops = _op_types(tf.function(model.train_step).get_concrete_function((x, y)))
+    assert {"FusedBatchNormV3", "FusedBatchNormGradV3"} <= ops
+    assert "Rsqrt" not in ops  # Keras's unfused batch norm normalizes with rsqrt
 def test_callback_counters_exist():
     assert compat.missing_callback_counters() == []
     assert set(compat.CALLBACK_COUNTERS) <= set(Backup.FIELDS)

@@ -240,8 +240,13 @@ def test_save_and_load_round_trip(name, tmp_path):
     assert _trainable(loaded) == _trainable(model)
 
 
+# Tolerances by policy: a bfloat16 output carries 8 significant bits, a float16 one 11.
+_BN_TOLERANCE = {"float32": 1e-4, "mixed_float16": 4e-3, "mixed_bfloat16": 3e-2}
+
+
+@pytest.mark.parametrize("precision", list(_BN_TOLERANCE))
 @pytest.mark.parametrize("shape", [(16, 6, 6, 5), (16, 5)])
-def test_fused_batch_norm_matches_keras(shape):
+def test_fused_batch_norm_matches_keras(shape, precision):
     import tensorflow as tf
 
     from zoo.layers import BatchNormalization
@@ -249,7 +254,8 @@ def test_fused_batch_norm_matches_keras(shape):
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(2.0, 3.0, shape), tf.float32)
     weights = tf.constant(rng.normal(size=shape), tf.float32)  # a loss with real gradients
-    ours, theirs = BatchNormalization(momentum=0.9), keras.layers.BatchNormalization(momentum=0.9)
+    ours = BatchNormalization(momentum=0.9, dtype=precision)
+    theirs = keras.layers.BatchNormalization(momentum=0.9, dtype=precision)
     for layer in (ours, theirs):
         layer.build(shape)
         layer.gamma.assign(np.linspace(0.5, 1.5, shape[-1]))
@@ -259,12 +265,19 @@ def test_fused_batch_norm_matches_keras(shape):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = layer(x, training=True)
-            loss = tf.reduce_sum(y * weights)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
         grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
         results.append((y, *grads, layer.moving_mean, layer.moving_variance, layer(x)))
+    tolerance = _BN_TOLERANCE[precision]
     for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
-    assert ours._fusable(x, None) and not ours._fusable(tf.cast(x, tf.float16), None)
+        assert a.dtype == b.dtype
+        a, b = (np.asarray(tf.cast(v, tf.float32)) for v in (a, b))
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
+    # Statistics and parameters stay float32 whatever the policy; outputs take its compute dtype.
+    assert ours.moving_mean.dtype == ours.gamma.dtype == "float32"
+    assert results[0][0].dtype == keras.mixed_precision.Policy(precision).compute_dtype
+    assert ours._fusable(tf.cast(x, results[0][0].dtype), None)
+    assert not ours._fusable(tf.cast(x, tf.float64), None)
 
 
 def test_mixed_precision_logits_are_float32():

@@ -21,6 +21,8 @@ from keras import layers
 from zoo import compat
 
 Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu", "silu"]
+# The input dtypes of TensorFlow's FusedBatchNormV3 (and its gradient) with float32 statistics.
+_FUSED_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -32,8 +34,12 @@ class BatchNormalization(layers.BatchNormalization):
     VGG-A-BN twice as fast on the measured CPU (README, Speed). Same weights, same moving
     statistics (the biased batch variance, as Keras keeps them) and the same outputs within
     float tolerance; any case the kernel does not cover (another backend, a mask, an axis
-    other than the last, synchronized or renormalized BN, non-float32 inputs, a TensorFlow
-    without the op, see `zoo.compat.fused_batch_norm`) takes Keras's own path.
+    other than the last, synchronized or renormalized BN, a TensorFlow without the op, see
+    `zoo.compat.fused_batch_norm`) takes Keras's own path.
+
+    Under a mixed policy the kernel takes the bfloat16 or float16 input as it is and keeps
+    scale, offset and statistics in float32, as PyTorch's autocast does; Keras's own layer
+    instead casts the input up to float32 and back, two extra passes over every activation.
     """
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
@@ -70,7 +76,7 @@ class BatchNormalization(layers.BatchNormalization):
             and self.scale
             and not self.synchronized
             and not getattr(self, "renorm", False)
-            and keras.backend.standardize_dtype(inputs.dtype) == "float32"
+            and keras.backend.standardize_dtype(inputs.dtype) in _FUSED_DTYPES
             and self.epsilon >= 1.001e-5  # the kernel's floor
         )
 

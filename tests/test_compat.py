@@ -129,6 +129,8 @@ def test_mixed_training_step_runs_fused_kernels(precision):
     ops = _op_types(tf.function(model.train_step).get_concrete_function((x, y)))
     assert {"FusedBatchNormV3", "FusedBatchNormGradV3"} <= ops
     assert "Rsqrt" not in ops  # Keras's unfused batch norm normalizes with rsqrt
+
+
 def test_callback_counters_exist():
     assert compat.missing_callback_counters() == []
     assert set(compat.CALLBACK_COUNTERS) <= set(Backup.FIELDS)

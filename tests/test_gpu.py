@@ -95,6 +95,32 @@ def test_fused_batch_norm_runs_cudnn_and_matches_keras():
     assert "FusedBatchNormV3" in {op.type for op in graph.graph.get_operations()}
 
 
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_fused_batch_norm_in_half_precision_runs_on_the_gpu(precision):
+    """cuDNN's batch norm takes the half-precision input with float32 statistics: the fused
+    op and its gradient run on the GPU, not on the CPU by soft placement."""
+    x = tf.random.stateless_normal((32, 16, 16, 8), seed=(1, 2)) * 3.0 + 1.0
+    ours = zlayers.BatchNormalization(dtype=precision)
+    theirs = keras.layers.BatchNormalization(dtype=precision)
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    with tf.device("/GPU:0"):
+        results = []
+        for layer in (ours, theirs):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=True)
+                loss = tf.reduce_sum(tf.cast(y, tf.float32) ** 2)
+            results.append((y, tape.gradient(loss, x)))
+    (y1, g1), (y2, g2) = results
+    assert "GPU" in y1.device and "GPU" in g1.device
+    assert y1.dtype == keras.mixed_precision.Policy(precision).compute_dtype
+    np.testing.assert_allclose(
+        tf.cast(y1, tf.float32).numpy(), tf.cast(y2, tf.float32).numpy(), atol=5e-2
+    )
+    np.testing.assert_allclose(ours.moving_mean.numpy(), theirs.moving_mean.numpy(), atol=1e-4)
+
+
 def test_mirrored_on_one_gpu(data_dir, tmp_path):
     run = train(_tiny_cnn(data_dir, strategy="mirrored"), tmp_path, verbose=0)
     metrics = _finished(run)

@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="trainings per trial, their scores averaged (default 1)")  # fmt: skip
     p.add_argument("--data-dir", help="folder with the data (default: $ZOO_DATA_DIR, then TFDS)")
     p.add_argument("--seed", type=int, default=0, help="seed of the tuner and of every trial")
+    p.add_argument("--precision", default="auto",
+                   help="auto (default: a search continues in its own, a new one takes this "
+                        "machine's fastest), float32, mixed_float16 or mixed_bfloat16")  # fmt: skip
     p.add_argument("--out", default="searches", help="folder of search projects")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="hold a hyperparameter at a value, e.g. --set hidden=1000")  # fmt: skip
@@ -65,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             args.space, args.out, tuner=args.tuner, max_trials=args.max_trials,
             epochs=args.epochs, subset=args.subset, objective=args.objective,
             executions_per_trial=args.executions_per_trial, data_dir=args.data_dir,
-            seed=args.seed, fixed=parse_set(args.set), isolate=args.isolate,
-            overwrite=args.overwrite, train_best=args.train_best, best_epochs=args.best_epochs,
-            verbose=not args.quiet,
+            seed=args.seed, precision=args.precision, fixed=parse_set(args.set),
+            isolate=args.isolate, overwrite=args.overwrite, train_best=args.train_best,
+            best_epochs=args.best_epochs, verbose=not args.quiet,
         )  # fmt: skip
     except KeyboardInterrupt:
         parser.exit(130, f"{parser.prog}: interrupted; the same command continues the search\n")

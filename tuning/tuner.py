@@ -266,6 +266,7 @@ def run_search(
     executions_per_trial: int = 1,
     data_dir: str | None = None,
     seed: int = 0,
+    precision: str = "auto",
     fixed: dict[str, Any] | None = None,
     isolate: bool = False,
     overwrite: bool = False,
@@ -291,6 +292,8 @@ def run_search(
         executions_per_trial: Runs per trial with seeds seed, seed + 1, ...; metrics averaged.
         data_dir: Folder with the data (see `zoo.data.load`).
         seed: Seed of the tuner and of the trials' training.
+        precision: Keras dtype policy of every trial; `auto` continues a project in the
+            precision it was started with, and starts a new one in this machine's fastest.
         fixed: Hyperparameters to hold at a value, by name.
         isolate: Train every trial in a fresh process.
         overwrite: Start the project afresh instead of continuing it.
@@ -312,7 +315,10 @@ def run_search(
         raise ValueError(f"Unknown objective {objective!r}. Valid: {', '.join(OBJECTIVES)}.")
     _check_fixed(space, fixed or {})
     hp = _values(fixed or {})
-    overrides: dict[str, Any] = {"seed": seed, "evaluate_test": False}
+    project = Path(out) / f"{space}-{tuner}"
+    if precision == "auto" and not overwrite:
+        precision = _project_precision(project) or precision
+    overrides: dict[str, Any] = {"seed": seed, "evaluate_test": False, "precision": precision}
     for key, value in (("epochs", epochs), ("subset", subset), ("data_dir", data_dir)):
         if value is not None:
             overrides[key] = value
@@ -324,7 +330,6 @@ def run_search(
                     hyperparameters=[h.get_config() for h in hyperparameters(space).space],
                     default_run=dataclasses.asdict(dataclasses.replace(default, data_dir=None)),
                     )  # fmt: skip
-    project = Path(out) / f"{space}-{tuner}"
     role = _role()
     if role != "chief":  # missing data fails here, once, rather than in every trial
         zoo.data.read(default.home_dataset, data_dir=default.data_dir)
@@ -347,7 +352,7 @@ def run_search(
         # All of train, for the recipe's epochs: the search's subset and budget were a proxy.
         config = hypermodel.space(_values(best["hyperparameters"]))
         config = dataclasses.replace(
-            config, seed=seed, data_dir=data_dir, subset=None,
+            config, seed=seed, data_dir=data_dir, subset=None, precision=precision,
             epochs=best_epochs or recipe(config.model).epochs,
         )  # fmt: skip
         run = train(config, project / "best", verbose=None if verbose else 0)
@@ -357,6 +362,16 @@ def run_search(
     if verbose:
         print(summary(project, table, best, objective))
     return Search(project, table, best, keras_tuner)
+
+
+def _project_precision(project: Path) -> str | None:
+    """The precision a search project's trials ran in: float32 for a project from before
+    the `auto` default; None for a new project."""
+    try:
+        saved = json.loads((project / "search.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (saved.get("default_run") or {}).get("precision", "float32")
 
 
 def _role() -> str:

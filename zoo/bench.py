@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.cli import Parser, positive_int
+from zoo.machine import cpu_description
 
 if TYPE_CHECKING:
     import keras
@@ -43,11 +43,7 @@ if TYPE_CHECKING:
 BUSY_CORES = 0.2
 _TICK = 1 / os.sysconf("SC_CLK_TCK")  # the unit of /proc/stat and /proc/self/stat
 _LABELS = {"in_memory": "in-memory", "torch": "pytorch twin", "inference": "inference",
-           "pipeline": "real pipeline"}  # fmt: skip
-# (flag in /proc/cpuinfo, label): x86 "flags", then Arm "Features".
-_AVX512 = (("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16"), ("avx512_fp16", "FP16"))
-_AMX = (("amx_bf16", "BF16"), ("amx_int8", "INT8"), ("amx_fp16", "FP16"))
-_ARM = (("asimd", "NEON"), ("sve", "SVE"), ("sve2", "SVE2"), ("bf16", "BF16"), ("i8mm", "I8MM"))
+           "pipeline": "real pipeline", "feed": "input alone"}  # fmt: skip
 
 
 # The machine: what it is and who else uses it. Here rather than in a module of its own
@@ -56,56 +52,6 @@ _ARM = (("asimd", "NEON"), ("sve", "SVE"), ("sve2", "SVE2"), ("bf16", "BF16"), (
 
 def _cpus() -> set[int]:
     return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-
-
-def vector_extensions(flags: set[str]) -> str:
-    """Summarizes a CPU's vector extensions from its /proc/cpuinfo flags.
-
-    For example `AVX2+FMA, AVX-512 (VNNI, BF16), AMX (BF16, INT8)`, or `AVX2+FMA, no AVX-512`.
-    """
-    parts = []
-    if "avx2" in flags:
-        parts.append("AVX2+FMA" if "fma" in flags else "AVX2")
-    elif "avx" in flags:
-        parts.append("AVX, no AVX2")
-    if "avx512f" in flags:
-        subsets = [label for flag, label in _AVX512 if flag in flags]
-        parts.append("AVX-512" + (f" ({', '.join(subsets)})" if subsets else ""))
-    elif "avx" in flags:
-        parts.append("no AVX-512")
-    if "amx_tile" in flags:
-        subsets = [label for flag, label in _AMX if flag in flags]
-        parts.append("AMX" + (f" ({', '.join(subsets)})" if subsets else ""))
-    parts += [label for flag, label in _ARM if flag in flags]
-    return ", ".join(parts) or "no vector extensions listed"
-
-
-def cpu_description(cpuinfo: str | None = None) -> dict[str, Any]:
-    """The CPU's name, the cores this process may use, and its vector extensions.
-
-    Args:
-        cpuinfo: The text of /proc/cpuinfo; None reads it (empty where there is none).
-
-    Returns:
-        `{"model": "AMD EPYC 7B13", "cores": 2, "vector": "AVX2+FMA, no AVX-512"}`.
-    """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields.setdefault(key.strip().lower(), value.strip())
-    name = fields.get("model name") or fields.get("hardware") or platform.processor()
-    flags = set((fields.get("flags") or fields.get("features") or "").split())
-    return {
-        "model": name or platform.machine() or "unknown CPU",
-        "cores": len(_cpus()) or os.cpu_count(),
-        "vector": vector_extensions(flags),
-    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +124,8 @@ class Speed:
         other_cores_mean: Over all timed windows (others' CPU time / timed time).
         resolution: How far `other_cores_mean` may be off (two standard deviations):
             /proc/stat counts whole clock ticks per core, so short windows read coarsely.
+        warmup_seconds: The warm-up window's time: tracing, compiling (XLA's autotuning
+            included) and the first steps.
     """
 
     images_per_second: float
@@ -186,6 +134,7 @@ class Speed:
     other_cores: tuple[float, ...]
     other_cores_mean: float
     resolution: float
+    warmup_seconds: float = math.nan
 
 
 def speed(watch: Watch, batch: int, steps: int) -> Speed:
@@ -202,6 +151,7 @@ def speed(watch: Watch, batch: int, steps: int) -> Speed:
         other_cores=tuple(o / s for o, s in zip(others, seconds, strict=True)),
         other_cores_mean=sum(others) / sum(seconds),
         resolution=2 * _TICK * math.sqrt(counters * len(seconds) / 6) / sum(seconds),
+        warmup_seconds=watch.seconds[0],
     )
 
 
@@ -245,6 +195,21 @@ def measure_inference(
     for _ in range(windows + 1):
         watch.start()
         model.predict(data, verbose=0)
+        watch.stop()
+    return speed(watch, batch, steps)
+
+
+def measure_feed(data: tf.data.Dataset, batch: int, steps: int, windows: int) -> Speed:
+    """The input pipeline alone: `steps` batches drawn from `data` per window, no model.
+
+    The rate the pipeline can feed at; above the training rate, it does not hold a step back.
+    """
+    iterator = iter(data)
+    watch = Watch()
+    for _ in range(windows + 1):
+        watch.start()
+        for _ in range(steps):
+            next(iterator)
         watch.stop()
     return speed(watch, batch, steps)
 
@@ -382,6 +347,7 @@ def bench(
         )  # fmt: skip
         if config.label_smoothing:
             train = train.map(lambda a, b: (a, tf.one_hot(b, classes)))
+        sections["feed"] = measure_feed(train, batch, steps, windows)
         train = train.take(steps * (windows + 1))
         sections["pipeline"] = measure(model, train, batch, steps, windows)
     memory, inference = sections["in_memory"], sections["inference"]
@@ -474,7 +440,8 @@ def _parser() -> Parser:
     add("--windows", type=positive_int, default=5,
         help="timed windows after one warm-up; figures are their median (default: 5)")
     add("--no-pipeline", action="store_true", help="in-memory tensors only, no real pipeline")
-    add("--precision", default="float32", help="float32 (default), mixed_float16, mixed_bfloat16")
+    add("--precision", default="auto",
+        help="auto (default: the fastest sound one here), float32, mixed_float16, mixed_bfloat16")
     add("--jit", action="store_true", help="compile the training step with XLA")
     add("--steps-per-execution", type=int, default=0,
         help="training steps per call (default: chosen as zoo.train does)")
@@ -483,6 +450,7 @@ def _parser() -> Parser:
         help="a model toggle, e.g. --set bn=True (repeatable)")
     add("--torch", action="store_true",
         help="also train the model's PyTorch twin, alternating windows, and print the ratio")
+    add("--json", metavar="FILE", help="also write every figure to FILE as JSON")
     add("--largest-batch", action="store_true",
         help="only find the largest power-of-two batch whose training step fits in memory")
     # fmt: on
@@ -524,6 +492,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
     print(report(figures, args.profile))
+    if args.json:
+        from zoo.files import write_json
+
+        write_json(args.json, figures)
     return 0
 
 
@@ -599,6 +571,11 @@ def report(f: dict[str, Any], profile_dir: str | None = None) -> str:
             _speed_line("real pipeline", f["pipeline"])
             + f" (pipeline cost {f['pipeline_cost']:+.1%})"
         )
+        lines.append(_speed_line("input alone", f["feed"], "batch (no model)"))
+    lines.append(
+        f"warm-up        {f['in_memory']['warmup_seconds']:.1f} s for the first window "
+        "(tracing, compiling, first steps)"
+    )
     if "torch" in f:
         ratios = f["keras_over_torch_windows"]
         lines += [

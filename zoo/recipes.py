@@ -12,11 +12,11 @@ import typing
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from zoo import registry
+from zoo import machine, registry
 
 Optimizer = Literal["sgd", "momentum", "adam", "adamw", "rmsprop"]
 Schedule = Literal["constant", "step", "multistep", "exponential", "halving", "plateau", "cosine"]
-Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
+Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
 Strategy = Literal["default", "mirrored", "multiworker"]
 
 # The momentum an optimizer runs with where `RunConfig.momentum` is None.
@@ -78,7 +78,9 @@ class RunConfig:
         subset: Fraction or per-class count of train to use (see `zoo.data.load`).
         test_subset: The same for test.
         seed: Seed of weights, data order and augmentation.
-        precision: Keras dtype policy.
+        precision: Keras dtype policy; `auto` (the default) becomes the fastest sound one on
+            this machine when the config is made (`zoo.machine.auto_precision`), so the policy
+            a run trained with is the one its config.json records.
         jit: Compile train and eval steps with XLA.
         steps_per_execution: Training steps per call into the backend (Keras's
             `steps_per_execution`); 0 picks it from the model's size
@@ -123,7 +125,7 @@ class RunConfig:
     subset: float | int | None = None
     test_subset: float | int | None = None
     seed: int = 0
-    precision: Precision = "float32"
+    precision: Precision = "auto"
     jit: bool = False
     steps_per_execution: int = 0
     strategy: Strategy = "default"
@@ -158,6 +160,8 @@ class RunConfig:
                     f" and < {high:g}" if high is not None else ""
                 )
                 raise ValueError(f"{name} must be a number {bound}, got {value!r}.")
+        if self.precision == "auto":
+            object.__setattr__(self, "precision", machine.auto_precision())
         if self.steps_per_execution < 0:
             raise ValueError(
                 f"steps_per_execution must be >= 0 (0: chosen from the model's size), "
@@ -258,6 +262,8 @@ def migrate(saved: dict[str, Any]) -> dict[str, Any]:
             f"config.json format {version!r} is not one this zoo reads (1 to {CONFIG_FORMAT})."
         )
     saved = dict(saved)
+    # Every format wrote its precision; a config without one predates the `auto` default.
+    saved["config"] = {"precision": "float32", **saved["config"]}
     if version == 1:
         config = dict(saved["config"])
         config["decoupled_decay"] = config.pop("weight_decay", 0.0)

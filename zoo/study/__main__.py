@@ -24,6 +24,9 @@ def _parser() -> Parser:
     p.add_argument("--data-dir", help="folder with the data (default: $ZOO_DATA_DIR, then TFDS)")
     p.add_argument("--out", default="studies", help="folder of study folders (default: studies)")
     p.add_argument("--only", nargs="+", metavar="RUN", help="train only these runs (by name)")
+    p.add_argument("--precision", default="auto",
+                   help="auto (default: a study continues in its own, a new one takes this "
+                        "machine's fastest), float32, mixed_float16 or mixed_bfloat16")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return p
 
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
         run_study(
             args.study, budget=args.budget, seeds=args.seeds, data_dir=args.data_dir,
-            out=args.out, only=args.only, verbose=not args.quiet,
+            out=args.out, only=args.only, precision=args.precision, verbose=not args.quiet,
         )  # fmt: skip
     except KeyboardInterrupt:
         parser.exit(130, f"{parser.prog}: interrupted; the same command continues the study\n")

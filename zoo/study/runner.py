@@ -77,10 +77,12 @@ def get_study(name: str) -> Study:
 
 
 def config(
-    study: Study, run: StudyRun, budget: str, *, seed: int = 0, data_dir: str | None = None
-) -> RunConfig:
+    study: Study, run: StudyRun, budget: str, *, seed: int = 0, data_dir: str | None = None,
+    precision: str = "auto",
+) -> RunConfig:  # fmt: skip
     """The `RunConfig` of one study run at a budget: its recipe, the run's toggles and
-    settings, then the budget's scaling, which is the same for every run of the study.
+    settings, then the budget's scaling, which is the same for every run of the study, and
+    the study's precision.
 
     Raises:
         ValueError: Unknown budget.
@@ -99,6 +101,7 @@ def config(
         seed=seed,
         data_dir=data_dir,
         budget=budget,
+        precision=precision,
     )
 
 
@@ -143,6 +146,7 @@ def run_study(
     data_dir: str | None = None,
     out: str | Path = "studies",
     only: list[str] | None = None,
+    precision: str = "auto",
     verbose: bool = True,
 ) -> StudyResult:
     """Trains every missing run of a study at a budget, then writes its tables.
@@ -155,6 +159,9 @@ def run_study(
         data_dir: Folder with the data (see `zoo.data.load`).
         out: Folder of study folders.
         only: Names of the runs to train (default all); the tables show what exists.
+        precision: Keras dtype policy of every run; `auto` continues a study folder in the
+            precision it was started with, and starts a new one in this machine's
+            (`zoo.machine.auto_precision`), so one table never mixes precisions.
         verbose: Print each run's result.
 
     Returns:
@@ -170,10 +177,11 @@ def run_study(
         raise ValueError(f"seeds must be >= 1, got {seeds}.")
     wanted = [study.run(n) for n in only] if only else list(study.runs)
     folder = Path(out) / f"{study.name}-{budget}"
+    precision = study_precision(folder, precision)
     runs = {}
     for seed in range(seeds):
         for run in wanted:
-            cfg = config(study, run, budget, seed=seed, data_dir=data_dir)
+            cfg = config(study, run, budget, seed=seed, data_dir=data_dir, precision=precision)
             done = train(cfg, folder / "runs", verbose=0)
             runs[(run.name, seed)] = done
             if verbose:
@@ -185,11 +193,13 @@ def run_study(
     _write(study, budget, folder, tables, cells, [])  # the tables first: figures train more
     if not only:  # like the figures, searches are not part of a run subset
         for search in study.searches:
-            frame = search_table(study, search, budget, folder, data_dir, verbose)
+            frame = search_table(study, search, budget, folder, data_dir, verbose, precision)
             tables[frame.attrs["name"]] = frame
         _write(study, budget, folder, tables, cells, [])
     # With --only the figures are not drawn, but those drawn before stay in the report.
-    figures = landscape_figures(study, budget, folder, data_dir, verbose, draw=not only)
+    figures = landscape_figures(
+        study, budget, folder, data_dir, verbose, draw=not only, precision=precision
+    )
     _write(study, budget, folder, tables, cells, figures)
     # Each run's curves, confusion matrix and first-layer filters, as `python -m reports` draws.
     from reports.build import build as build_report
@@ -200,6 +210,32 @@ def run_study(
     return StudyResult(study, budget, folder, runs, tables, cells)
 
 
+def study_precision(folder: Path, precision: str = "auto") -> str:
+    """The precision a study folder trains in, recorded in its study.json.
+
+    `auto` keeps the recorded one; a folder from before study.json keeps its runs' (all
+    float32 then); a new folder takes this machine's. An explicit precision replaces the
+    record, and the tables then show only the runs trained in it.
+
+    Raises:
+        ValueError: An unknown precision.
+    """
+    from zoo import machine
+
+    record = folder / "study.json"
+    chosen = None
+    if precision == "auto":
+        if record.is_file():
+            chosen = json.loads(record.read_text()).get("precision")
+        elif any((folder / "runs").glob("*/config.json")):
+            chosen = "float32"  # written before the `auto` default
+    chosen = machine.resolve_precision(chosen or precision)
+    if not record.is_file() or json.loads(record.read_text()).get("precision") != chosen:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(record, {"precision": chosen})
+    return chosen
+
+
 def search_table(
     study: Study,
     search: StudySearch,
@@ -207,6 +243,7 @@ def search_table(
     folder: Path,
     data_dir: str | None = None,
     verbose: bool = True,
+    precision: str = "auto",
 ) -> pd.DataFrame:
     """Runs (or continues) one of the study's searches through `tuning`, as a grid, into
     `folder/searches`, and lays out its points beside the study's scores.
@@ -218,7 +255,7 @@ def search_table(
     from tuning import run_search
 
     result = run_search(search.space, folder / "searches", tuner="grid", data_dir=data_dir,
-                        verbose=False, **SEARCH_BUDGETS[budget])  # fmt: skip
+                        precision=precision, verbose=False, **SEARCH_BUDGETS[budget])  # fmt: skip
     done = result.trials[result.trials["status"] == "COMPLETED"]
     ours: dict[tuple[Any, ...], float] = {}
     for _, trial in done.iterrows():
@@ -277,6 +314,7 @@ def landscape_figures(
     data_dir: str | None = None,
     verbose: bool = True,
     draw: bool = True,
+    precision: str = "auto",
 ) -> list[tuple[str, Path]]:
     """Draws the study's loss band (`reports.landscape`) and, beside it, Santurkar et al.'s
     probes of the same pair (`reports.smoothness`), scaled by `LANDSCAPE_BUDGETS` and the
@@ -308,7 +346,8 @@ def landscape_figures(
     base = recipe(band.model)
     study_landscape(
         band.model, band.compare, lrs=band.lrs, out=report / "landscape", verbose=verbose,
-        data_dir=data_dir, budget=budget, model_kwargs={**base.model_kwargs, **toggles}, **scale,
+        data_dir=data_dir, budget=budget, model_kwargs={**base.model_kwargs, **toggles},
+        precision=precision, **scale,
     )  # fmt: skip
     probes = dict(steps=steps, every=every, subset=scale.get("subset"), toggles=toggles,
                   batch_size=scale.get("batch_size"), data_dir=data_dir)  # fmt: skip

@@ -41,7 +41,10 @@ FLAGS: dict[str, tuple[type, str]] = {
     "time_limit": (float, "stop after this many minutes, inside an epoch if need be (0: off)"),
     "val_split": (float, "held-out fraction of train (default: the dataset's)"),
     "seed": (int, "seed of weights, data order and augmentation"),
-    "precision": (str, "float32, mixed_float16 or mixed_bfloat16"),
+    "precision": (
+        str,
+        "auto (default: the fastest sound one here), float32, mixed_float16 or mixed_bfloat16",
+    ),
     "steps_per_execution": (int, "training steps per call (0: chosen from the model's size)"),
     "strategy": (str, "default, mirrored (all local GPUs) or multiworker (TF_CONFIG)"),
 }
@@ -198,7 +201,10 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     accuracies = ", ".join(
         f"{split} {m[split]['accuracy']:.4f}" for split in ("train", "val", "test") if split in m
     )
-    print(f"{run.path}: {accuracies}; {m['epochs_run']} epochs, stopped: {m['stop_reason']}")
+    print(
+        f"{run.path}: {accuracies}; {m['epochs_run']} epochs, stopped: {m['stop_reason']}; "
+        f"{run.config.precision}"
+    )
     return 0
 
 

@@ -1,0 +1,47 @@
+"""zoo.machine: the CPU's name and extensions, and the precision `auto` picks for a machine.
+
+The choices are checked on described machines, so no test depends on this CPU's extensions.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from zoo import machine
+
+ZEN3 = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx fma avx2 bmi2\n"
+ZEN4 = "model name\t: AMD EPYC 9B14\nflags\t\t: avx fma avx2 avx512f avx512_vnni avx512_bf16\n"
+SAPPHIRE = "flags : avx avx2 fma avx512f avx512_vnni avx512_fp16 amx_tile amx_bf16 amx_int8"
+
+
+def test_the_cpu_is_named_with_its_vector_extensions():
+    assert machine.cpu_description(ZEN3)["model"] == "AMD EPYC 7B13"
+    assert machine.cpu_description(ZEN3)["vector"] == "AVX2+FMA, no AVX-512"
+    spr = "flags : avx avx2 fma avx512f avx512_vnni avx512_bf16 amx_tile amx_bf16 amx_int8"
+    assert machine.vector_extensions(set(spr.split())) == (
+        "AVX2+FMA, AVX-512 (VNNI, BF16), AMX (BF16, INT8)"
+    )
+    assert machine.vector_extensions({"fp", "asimd", "sve", "bf16"}) == "NEON, SVE, BF16"
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, gpus, chosen",
+    [(ZEN3, [], "float32"),                       # AVX2 only: bfloat16 would be emulated
+     (ZEN4, [], "mixed_bfloat16"),                # AVX512_BF16
+     (SAPPHIRE, [], "mixed_bfloat16"),            # AMX without AVX512_BF16 listed
+     ("Features : fp asimd sve bf16", [], "float32"),  # Arm: not chosen automatically
+     (ZEN3, [(9, 0)], "mixed_bfloat16"),          # H100: the GPU decides, not the CPU
+     (ZEN4, [(7, 5)], "mixed_float16"),           # T4: tensor cores without bfloat16
+     (ZEN4, [(8, 0), (7, 0)], "mixed_float16"),   # the oldest GPU decides for all replicas
+     (ZEN4, [(6, 1)], "float32")],                # Pascal: no tensor cores
+)  # fmt: skip
+def test_auto_precision_follows_the_hardware(cpuinfo, gpus, chosen):
+    assert machine.choose_precision(machine.cpu_flags(cpuinfo), gpus) == chosen
+
+
+def test_this_machine_gets_one_of_the_policies():
+    chosen = machine.resolve_precision("auto")
+    assert chosen == machine.choose_precision(machine.cpu_flags(), machine.gpu_capabilities())
+    assert machine.resolve_precision("float32") == "float32"
+    with pytest.raises(ValueError, match="Unknown precision 'half'. Precisions: auto, float32"):
+        machine.resolve_precision("half")

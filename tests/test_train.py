@@ -74,10 +74,12 @@ def test_several_steps_per_call_log_each_calls_mean_loss(data_dir, tmp_path):
 def test_steps_per_execution_fills_a_call_and_divides_the_epoch():
     mlp = zoo.build("mlp_mnist")  # 1.59 MFLOP per image forward
     assert forward_flops(mlp) == 2 * (784 * 1000 + 1000 * 10)
-    assert steps_per_execution(mlp, 128, 469) == 7  # 469 = 7 x 67
-    assert steps_per_execution(mlp, 128, 422) == 2  # 422 = 2 x 211
-    assert steps_per_execution(mlp, 32, 1688) == 8
-    assert steps_per_execution(zoo.build("vgg_a"), 128, 352) == 1
+    assert steps_per_execution(mlp, 128, 469, gpu=False) == 7  # 469 = 7 x 67
+    assert steps_per_execution(mlp, 128, 422, gpu=False) == 2  # 422 = 2 x 211
+    assert steps_per_execution(mlp, 32, 1688, gpu=False) == 8
+    assert steps_per_execution(zoo.build("vgg_a"), 128, 352, gpu=False) == 1
+    assert steps_per_execution(zoo.build("vgg_a"), 128, 352, gpu=True) == 32  # 352 = 32 x 11
+    assert steps_per_execution(mlp, 128, 469, gpu=True) == 7  # the largest divisor of 469
     with pytest.raises(ValueError, match="steps_per_execution must be >= 0"):
         recipe("mlp_mnist", steps_per_execution=-1)
     with pytest.raises(ValueError, match="does not run under the mirrored strategy"):

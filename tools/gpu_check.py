@@ -14,8 +14,9 @@ rest (a step that runs out of time is killed and recorded as such, and the next 
    compile-and-autotune and run.
 
 Writes OUT/gpu_check.csv (a row per step), OUT/gpu_check.md (a summary) and OUT/gpu_check.log
-(every step's output). Exits 1 only when a test failed, 0 otherwise: a slow or stalled step is
-a finding, not a failure.
+(every step's output). Exits 1 when a test failed or when a GPU is present (nvidia-smi answers)
+but TensorFlow sees none, which would pass CPU figures off as the GPU's; 0 otherwise: a slow or
+stalled step is a finding, not a failure. Without nvidia-smi it runs through on the CPU.
 """
 
 from __future__ import annotations
@@ -89,11 +90,13 @@ def _text(value: bytes | str | None) -> str:
     return value or ""
 
 
-def machine(check: Check) -> None:
+def machine(check: Check) -> bool:
+    """Records the machine; returns False for a GPU that TensorFlow does not see."""
     status, seconds, out = check.run(
         ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,compute_cap",
          "--format=csv,noheader"], 20)  # fmt: skip
     check.record(step="nvidia-smi", status=status, seconds=f"{seconds:.1f}", note=out.strip())
+    smi_ok = status == "ok"
     code = (
         "import json, tensorflow as tf\n"
         "from zoo import machine\n"
@@ -103,10 +106,21 @@ def machine(check: Check) -> None:
         " tf.config.list_physical_devices('GPU')], 'capabilities': machine.gpu_capabilities(),"
         " 'auto': machine.auto_precision(), 'cpu': machine.cpu_description()}))\n"
     )
-    status, seconds, out = check.run([sys.executable, "-c", code], 90)
+    status, seconds, out = check.run(
+        [sys.executable, "-c", code], 90, {"TF_CPP_MIN_LOG_LEVEL": "0"}
+    )  # its library search
     found = [line for line in out.splitlines() if line.startswith("{")]
     check.record(step="tensorflow", status=status, seconds=f"{seconds:.1f}",
                  note=found[-1] if found else out.strip()[-300:])  # fmt: skip
+    gpus = json.loads(found[-1])["gpus"] if found else []
+    if smi_ok and not gpus:
+        # Every later step would run on the CPU and be read as the GPU's: stop here. The
+        # log holds TensorFlow's reason (a CUDA library it could not open, say).
+        missing = [line for line in out.splitlines() if "Could not load" in line]
+        note = "a GPU is present but TensorFlow sees none; " + " ".join(missing)
+        check.record(step="stopped", status="failed", note=note)
+        return False
+    return True
 
 
 def tests(check: Check) -> None:
@@ -181,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir:
         os.environ["ZOO_DATA_DIR"] = args.data_dir
     check = Check(out, args.budget)
-    machine(check)
+    if not machine(check):
+        (out / "gpu_check.md").write_text(summary(check))
+        print(summary(check))
+        return 1
     tests(check)
     # The auto precision first for every model, then float32: if time runs short, the
     # figures of the default setting are the ones kept. XLA keeps 130 s of its own.
@@ -189,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         for model in S1:
             bench(check, model, precision, min(60, check.left() - 130 - 60))
     one_epoch(check)
-    for level, env in (("autotune 0", {"XLA_FLAGS": "--xla_gpu_autotune_level=0"}),
+    flags = os.environ.get("XLA_FLAGS", "")  # kept: it may say where CUDA's ptxas lives
+    for level, env in (("autotune 0", {"XLA_FLAGS": f"{flags} --xla_gpu_autotune_level=0"}),
                        ("autotune default", {})):  # fmt: skip
         bench(check, "resnet_cnn", "auto", 65, jit=True, env=env, step=f"xla {level}")
     (out / "gpu_check.md").write_text(summary(check))

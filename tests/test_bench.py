@@ -199,16 +199,45 @@ def test_copying_into_the_wrong_twin_says_what_is_missing():
 
 def test_bench_side_by_side_with_pytorch():
     pytest.importorskip("torch", reason=NEEDS_TORCH)
+    from zoo import machine
+
     figures = bench(recipe("mlp_mnist", batch_size=32), steps=2, windows=3, pipeline=False,
                     torch=True)  # fmt: skip
-    keras_windows = figures["in_memory"]["window_images_per_second"]
-    torch_windows = figures["torch"]["window_images_per_second"]
-    ratios = [k / t for k, t in zip(keras_windows, torch_windows, strict=True)]
-    assert figures["keras_over_torch_windows"] == pytest.approx(ratios) and len(ratios) == 3
-    assert figures["keras_over_torch"] == pytest.approx(sorted(ratios)[1])  # the median
-    assert len(figures["torch"]["other_cores"]) == 3 and "torch" in figures["contention"]
+    assert set(figures["comparisons"]) == {"float32", "best"}
+    for name, comparison in figures["comparisons"].items():
+        keras_windows = figures[f"keras_{name}"]["window_images_per_second"]
+        torch_windows = figures[f"torch_{name}"]["window_images_per_second"]
+        ratios = [k / t for k, t in zip(keras_windows, torch_windows, strict=True)]
+        assert comparison["ratios"] == pytest.approx(ratios) and len(ratios) == 3
+        assert comparison["ratio"] == pytest.approx(sorted(ratios)[1])  # the median
+        assert len(figures[f"torch_{name}"]["other_cores"]) == 3
+        assert {f"keras_{name}", f"torch_{name}"} <= set(figures["contention"])
+    assert figures["comparisons"]["float32"]["keras_setting"] == "float32"
+    assert figures["comparisons"]["float32"]["torch_setting"] == "float32"
+    best = machine.auto_precision()  # this machine's: bfloat16 on some CPUs, float32 on others
+    assert figures["comparisons"]["best"]["keras_setting"] == best
+    assert ("autocast" in figures["comparisons"]["best"]["torch_setting"]) == (best != "float32")
     with pytest.raises(ValueError, match="No PyTorch twin for 'lenet'"):
         bench(recipe("lenet"), steps=1, windows=1, pipeline=False, torch=True)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_a_twin_trains_in_each_setting(precision):
+    """The best setting's twin (autocast, channels_last) trains, and its loss falls."""
+    torch = pytest.importorskip("torch", reason=NEEDS_TORCH)
+    from zoo import twins
+
+    twin = twins.build_twin("basic_cnn")
+    setting = twins.Setting(precision, precision != "float32", "cpu")
+    train = twins.trainer(twin, (32, 32, 3), 8, "adam", 1e-3, setting=setting)
+    before = [p.detach().clone() for p in twin.parameters()]
+    train(3)
+    assert any(not torch.equal(a, b) for a, b in zip(before, twin.parameters(), strict=True))
+    assert twin.s1_1_conv.weight.is_contiguous(memory_format=torch.channels_last) == (
+        precision != "float32"
+    )
+    assert str(setting) == ("float32" if precision == "float32"
+                            else "autocast bfloat16 + channels_last")  # fmt: skip
 
 
 def test_bench_cli_prints_the_pytorch_ratio(capsys):
@@ -218,9 +247,11 @@ def test_bench_cli_prints_the_pytorch_ratio(capsys):
     argv = ["mlp_mnist", "--no-pipeline", "--torch", "--steps", "1", "--windows", "2"]
     assert main([*argv, "--batch-size", "16"]) == 0
     out = capsys.readouterr().out
-    assert "pytorch twin" in out and "795,010" in out
-    assert re.search(r"keras/pytorch +[\d.]+x .*median of 2 paired windows \([\d.]+–[\d.]+\)", out)
-    assert re.search(r"^  pytorch twin +[-\d.]+ [-\d.]+ \(mean", out, re.M)
+    assert "pytorch fp32" in out and "795,010" in out
+    for name in ("float32", "best"):
+        assert re.search(rf"keras/pytorch +[\d.]+x training images/s {name} against {name}, "
+                         r"median of 2 paired windows \([\d.]+–[\d.]+\)", out)  # fmt: skip
+    assert re.search(r"^  pytorch best +[-\d.]+ [-\d.]+ \(mean", out, re.M)
 
 
 def test_largest_batch_stops_at_the_first_that_runs_out(monkeypatch):

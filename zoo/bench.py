@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 # thread, so a neighbour's fifth of a core already shows (a tenth of the 2-core machines here).
 BUSY_CORES = 0.2
 _TICK = 1 / os.sysconf("SC_CLK_TCK")  # the unit of /proc/stat and /proc/self/stat
-_LABELS = {"in_memory": "in-memory", "torch": "pytorch twin", "inference": "inference",
-           "pipeline": "real pipeline", "feed": "input alone"}  # fmt: skip
+_LABELS = {"in_memory": "in-memory", "inference": "inference", "pipeline": "real pipeline",
+           "feed": "input alone", "keras_float32": "keras fp32", "torch_float32": "pytorch fp32",
+           "keras_best": "keras best", "torch_best": "pytorch best"}  # fmt: skip
 
 
 # The machine: what it is and who else uses it. Here rather than in a module of its own
@@ -264,7 +265,7 @@ def profile(
 
 
 def _twin(
-    config: RunConfig, shape: tuple[int, int, int], params: int, steps: int
+    config: RunConfig, shape: tuple[int, int, int], params: int, steps: int, setting: Any
 ) -> tuple[Watch, Callable[[], None]]:
     """The PyTorch twin's watch, and a function that runs and times one window of it."""
     from zoo import twins
@@ -279,6 +280,7 @@ def _twin(
         twin, shape, config.batch_size, config.optimizer, config.lr,
         config.label_smoothing, config.model_kwargs.get("weight_decay", 0.0),
         decoupled_decay=config.decoupled_decay, momentum=config.momentum, rho=config.rho,
+        setting=setting,
     )  # fmt: skip
     watch = Watch()
 
@@ -288,6 +290,44 @@ def _twin(
         watch.stop()
 
     return watch, window
+
+
+def _comparisons(
+    config: RunConfig, shape: tuple[int, int, int], params: int, per_call: int,
+    data: tf.data.Dataset, steps: int, windows: int,
+) -> dict[str, tuple[Speed, Speed, dict[str, Any]]]:  # fmt: skip
+    """Keras against its PyTorch twin twice: both at float32, and each at its fastest sound
+    setting (Keras's auto policy; PyTorch's `twins.best_setting`). Each pair trains in
+    alternating windows (Keras, PyTorch, Keras, ...) on the same in-memory batch; the ratio
+    is taken over each Keras window and the PyTorch window right after it.
+    """
+    import keras
+
+    import zoo
+    from zoo import machine, twins
+    from zoo.train import compile_model
+
+    best = machine.auto_precision()
+    plain = twins.Setting(device=twins.best_setting("float32").device)
+    found = {}
+    for name, precision, setting in (("float32", "float32", plain),
+                                     ("best", best, twins.best_setting(best))):  # fmt: skip
+        keras.mixed_precision.set_global_policy(precision)
+        info = zoo.describe(config.model)
+        model = zoo.build(config.model, input_shape=shape, num_classes=info.num_classes,
+                          **config.model_kwargs)  # fmt: skip
+        compile_model(model, dataclasses.replace(config, precision=precision), per_call)
+        twin_watch, twin_window = _twin(config, shape, params, steps, setting)
+        keras_speed = measure(model, data, config.batch_size, steps, windows, twin_window)
+        torch_speed = speed(twin_watch, config.batch_size, steps)
+        pairs = zip(keras_speed.window_images_per_second, torch_speed.window_images_per_second,
+                    strict=True)  # fmt: skip
+        ratios = [k / t for k, t in pairs]
+        found[name] = (keras_speed, torch_speed, {
+            "keras_setting": precision, "torch_setting": str(setting), "ratios": ratios,
+            "ratio": statistics.median(ratios),
+        })  # fmt: skip
+    return found
 
 
 def bench(
@@ -303,7 +343,8 @@ def bench(
 
     With `torch`, also the model's PyTorch twin (`zoo.twins`) on the same in-memory batch, in
     the same process, its windows alternating with the Keras ones (Keras, PyTorch, Keras, ...),
-    and the Keras / PyTorch ratio of training images/s over each pair of windows.
+    and the Keras / PyTorch ratio of training images/s over each pair of windows: once with
+    both at float32, once with each at its fastest sound setting (`_comparisons`).
     `figures["busy"]` says whether other processes took more than `BUSY_CORES` during any
     section's timed windows; the figures are not reliable then.
 
@@ -326,7 +367,10 @@ def bench(
     shape, classes, batch = info.input_shape, info.num_classes, config.batch_size
     model = zoo.build(config.model, input_shape=shape, num_classes=classes, **config.model_kwargs)
     params = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    twin_watch, twin_window = _twin(config, shape, params, steps) if torch else (None, None)
+    if torch:  # fails early for a model without a twin
+        from zoo import twins
+
+        twins.build_twin(config.model, config.model_kwargs)
     per_call = config.steps_per_execution or steps_per_execution(model, batch, steps)
     compile_model(model, config, per_call)
     rng = np.random.default_rng(0)
@@ -335,9 +379,7 @@ def bench(
     if config.label_smoothing:
         y = tf.one_hot(y, classes)
     in_memory = tf.data.Dataset.from_tensors((x, y)).repeat()
-    sections = {"in_memory": measure(model, in_memory, batch, steps, windows, twin_window)}
-    if twin_watch:
-        sections["torch"] = speed(twin_watch, batch, steps)
+    sections = {"in_memory": measure(model, in_memory, batch, steps, windows)}
     sections["inference"] = measure_inference(model, x, batch, steps, windows)
     if pipeline:
         train, *_ = zoo.data.load(
@@ -379,14 +421,23 @@ def bench(
     if pipeline:
         real = sections["pipeline"].images_per_second
         figures["pipeline_cost"] = 1 - real / memory.images_per_second
-    if torch:  # the ratio of each Keras window to the PyTorch window right after it
-        twin = sections["torch"].window_images_per_second
-        ratios = [k / t for k, t in zip(memory.window_images_per_second, twin, strict=True)]
-        figures["keras_over_torch_windows"] = ratios
-        figures["keras_over_torch"] = statistics.median(ratios)
-    figures["busy"] = "busy" in figures["contention"].values()
     if profile_dir:
         figures["profile"] = profile(model, in_memory, steps, profile_dir)
+    if torch:
+        figures["comparisons"] = {}
+        for name, (keras_speed, torch_speed, comparison) in _comparisons(
+            config, shape, params, per_call, in_memory, steps, windows
+        ).items():
+            sections[f"keras_{name}"], sections[f"torch_{name}"] = keras_speed, torch_speed
+            figures["comparisons"][name] = comparison
+            for key, section in ((f"keras_{name}", keras_speed), (f"torch_{name}", torch_speed)):
+                figures[key] = dataclasses.asdict(section)
+                figures["other_cores"][key] = section.other_cores_mean
+                figures["contention"][key] = load_state(
+                    section.other_cores_mean, section.resolution
+                )
+        keras.mixed_precision.set_global_policy(config.precision)
+    figures["busy"] = "busy" in figures["contention"].values()
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if tf.config.list_logical_devices("GPU"):
         peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
@@ -576,12 +627,14 @@ def report(f: dict[str, Any], profile_dir: str | None = None) -> str:
         f"warm-up        {f['in_memory']['warmup_seconds']:.1f} s for the first window "
         "(tracing, compiling, first steps)"
     )
-    if "torch" in f:
-        ratios = f["keras_over_torch_windows"]
+    for name, c in f.get("comparisons", {}).items():
+        ratios = c["ratios"]
         lines += [
-            _speed_line("pytorch twin", f["torch"]) + f" (same {f['params']:,} params)",
-            f"keras/pytorch  {f['keras_over_torch']:.2f}x training images/s, median of "
-            f"{len(ratios)} paired windows ({min(ratios):.2f}–{max(ratios):.2f}), alternating",
+            _speed_line(_LABELS[f"keras_{name}"], f[f"keras_{name}"]) + f" ({c['keras_setting']})",
+            _speed_line(_LABELS[f"torch_{name}"], f[f"torch_{name}"])
+            + f" ({c['torch_setting']}, same {f['params']:,} params)",
+            f"keras/pytorch  {c['ratio']:.2f}x training images/s {name} against {name}, median "
+            f"of {len(ratios)} paired windows ({min(ratios):.2f}–{max(ratios):.2f}), alternating",
         ]
     lines.append("others' CPU    cores used by other processes in each timed window:")
     for key, mean in f["other_cores"].items():

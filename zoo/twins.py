@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -195,10 +196,44 @@ def trainable_params(module: Any) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
+@dataclass(frozen=True)
+class Setting:
+    """How a twin trains: its device, autocast precision and memory layout.
+
+    Attributes:
+        precision: `float32`, or `mixed_bfloat16` / `mixed_float16` for `torch.autocast` to
+            bfloat16 / float16 (float16 with a gradient scaler), as Keras's policies name them.
+        channels_last: Convolution inputs and weights in NHWC memory order.
+        device: `cpu` or `cuda`.
+    """
+
+    precision: str = "float32"
+    channels_last: bool = False
+    device: str = "cpu"
+
+    def __str__(self) -> str:
+        amp = {"mixed_bfloat16": "autocast bfloat16", "mixed_float16": "autocast float16"}
+        parts = [amp.get(self.precision, "float32")]
+        return " + ".join(parts + (["channels_last"] if self.channels_last else []))
+
+
+def best_setting(precision: str) -> Setting:
+    """PyTorch's fastest sound setting where Keras's auto policy is `precision`.
+
+    The same hardware rule picks both (`zoo.machine.choose_precision`): half precision where
+    the CPU or GPU computes in it, with channels_last, the layout oneDNN's and cuDNN's fast
+    convolutions take; float32 in PyTorch's default layout elsewhere.
+    """
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return Setting(precision, precision != "float32", device)
+
+
 def trainer(
     module: Any, shape: tuple[int, int, int], batch: int, optimizer: str, lr: float,
     label_smoothing: float = 0.0, weight_decay: float = 0.0, *, decoupled_decay: float = 0.0,
-    momentum: float | None = None, rho: float = 0.99,
+    momentum: float | None = None, rho: float = 0.99, setting: Setting | None = None,
 ) -> Callable[[int], None]:  # fmt: skip
     """A function `train(steps)` that trains a twin for `steps` steps on one random batch.
 
@@ -206,11 +241,22 @@ def trainer(
     model's (H, W, C). The optimizer follows the run's settings as `zoo.train` builds Keras's:
     `weight_decay` is the model's L2 (PyTorch's coupled decay), `decoupled_decay` AdamW's,
     `momentum` None the optimizer's default (0.9 for momentum SGD, none for RMSprop).
+    `setting` (default: float32 on the CPU) is the device, precision and layout.
 
     Raises:
         ValueError: A decoupled decay for an optimizer whose PyTorch class has none.
     """
     import torch
+
+    setting = setting or Setting()
+    device = torch.device(setting.device)
+    module.to(device)
+    # channels_last concerns convolutions only; an MLP's input stays as it is.
+    layout = setting.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in module.modules())
+    if layout:
+        module.to(memory_format=torch.channels_last)
+    amp = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}.get(setting.precision)
+    scaler = torch.amp.GradScaler(device.type) if amp is torch.float16 else None
 
     if decoupled_decay and optimizer != "adamw":
         raise ValueError(
@@ -221,7 +267,8 @@ def trainer(
     rng = np.random.default_rng(0)
     height, width, channels = shape
     x = torch.from_numpy(rng.standard_normal((batch, channels, height, width), dtype=np.float32))
-    y = torch.from_numpy(rng.integers(0, 10, batch))
+    x = x.to(device, memory_format=torch.channels_last if layout else torch.contiguous_format)
+    y = torch.from_numpy(rng.integers(0, 10, batch)).to(device)
     wd = weight_decay
     beta = {"momentum": 0.9, "rmsprop": 0.0}.get(optimizer, 0.0) if momentum is None else momentum
     make = {"sgd": lambda p: torch.optim.SGD(p, lr, weight_decay=wd),
@@ -237,9 +284,15 @@ def trainer(
     def train(steps: int) -> None:
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(module(x), y)
-            loss.backward()
-            opt.step()
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                loss = loss_fn(module(x), y)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
         loss.item()  # waits for the last step
 
     return train

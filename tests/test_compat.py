@@ -129,6 +129,7 @@ def test_mixed_training_step_runs_fused_kernels(precision):
     ops = _op_types(tf.function(model.train_step).get_concrete_function((x, y)))
     assert {"FusedBatchNormV3", "FusedBatchNormGradV3"} <= ops
     assert "Rsqrt" not in ops  # Keras's unfused batch norm normalizes with rsqrt
+    assert "ResourceApplyKerasMomentum" in ops  # the fused update, on the float32 weights
 
 
 def test_callback_counters_exist():

@@ -45,3 +45,68 @@ def test_this_machine_gets_one_of_the_policies():
     assert machine.resolve_precision("float32") == "float32"
     with pytest.raises(ValueError, match="Unknown precision 'half'. Precisions: auto, float32"):
         machine.resolve_precision("half")
+
+
+# --- the chosen precision in runs, studies and searches ------------------------------------------
+
+
+def test_a_config_records_the_policy_auto_chose(monkeypatch):
+    from zoo.recipes import RunConfig, recipe
+
+    monkeypatch.setattr(machine, "auto_precision", lambda: "mixed_bfloat16")
+    assert RunConfig("lenet").precision == "mixed_bfloat16"  # `auto` is the default
+    assert recipe("lenet", precision="auto").precision == "mixed_bfloat16"
+    explicit = recipe("lenet", precision="float32")
+    assert explicit.precision == "float32" and explicit != recipe("lenet", precision="auto")
+    monkeypatch.setattr(machine, "auto_precision", lambda: "float32")
+    assert RunConfig("lenet").precision == "float32"
+
+
+def test_a_config_written_without_a_precision_reads_as_float32(tmp_path, monkeypatch):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from zoo.train import load_config
+
+    monkeypatch.setattr(machine, "auto_precision", lambda: "mixed_bfloat16")
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run-format1", run)
+    saved = json.loads((run / "config.json").read_text())
+    assert load_config(run).precision == "float32"  # as written
+    del saved["config"]["precision"]
+    (run / "config.json").write_text(json.dumps(saved))
+    assert load_config(run).precision == "float32"  # not this machine's `auto`
+
+
+def test_a_study_keeps_the_precision_it_started_in(tmp_path, monkeypatch):
+    from zoo.study.runner import study_precision
+
+    monkeypatch.setattr(machine, "auto_precision", lambda: "mixed_bfloat16")
+    folder = tmp_path / "S1-cpu"
+    assert study_precision(folder) == "mixed_bfloat16"  # a new study takes this machine's
+    monkeypatch.setattr(machine, "auto_precision", lambda: "float32")  # continued elsewhere
+    assert study_precision(folder) == "mixed_bfloat16"
+    assert study_precision(folder, "float32") == "float32"  # asked for: recorded
+    assert study_precision(folder) == "float32"
+    older = tmp_path / "S0-cpu"  # from before study.json: its runs were all float32
+    (older / "runs" / "a-run").mkdir(parents=True)
+    (older / "runs" / "a-run" / "config.json").write_text("{}")
+    monkeypatch.setattr(machine, "auto_precision", lambda: "mixed_bfloat16")
+    assert study_precision(older) == "float32"
+    with pytest.raises(ValueError, match="Unknown precision 'half'"):
+        study_precision(tmp_path / "S2-cpu", "half")
+
+
+def test_a_search_continues_in_its_precision(tmp_path):
+    import json
+
+    from tuning.tuner import _project_precision
+
+    project = tmp_path / "mlp_mnist-grid"
+    assert _project_precision(project) is None  # new: this machine's `auto`
+    project.mkdir()
+    (project / "search.json").write_text(json.dumps({"default_run": {"precision": "bf"}}))
+    assert _project_precision(project) == "bf"
+    (project / "search.json").write_text(json.dumps({"space": "mlp_mnist"}))
+    assert _project_precision(project) == "float32"  # written before `auto`

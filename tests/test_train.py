@@ -258,6 +258,7 @@ def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
         (["mlp_mnist", "--set", "hiden=5"], "unknown toggle(s) 'hiden'"),
         (["mlp_mnist", "--set", "bn=3"], "'bn' expects bool"),
         (["mlp_mnist", "--optimizer", "lbfgs"], "'optimizer' must be one of"),
+        (["mlp_mnist", "--precision", "half"], "'precision' must be one of 'auto', 'float32'"),
         (["mlp_mnist", "--steps-per-execution", "-1"], "steps_per_execution must be >= 0"),
         (
             ["mlp_mnist", "--weight-decay", "1e-4"],

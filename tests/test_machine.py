@@ -110,3 +110,15 @@ def test_a_search_continues_in_its_precision(tmp_path):
     assert _project_precision(project) == "bf"
     (project / "search.json").write_text(json.dumps({"space": "mlp_mnist"}))
     assert _project_precision(project) == "float32"  # written before `auto`
+
+
+def test_a_float32_run_keeps_the_folder_name_it_had_before_auto():
+    from zoo.recipes import recipe
+    from zoo.train.trainer import _digest
+
+    # Digests that the code before `auto` gave these settings (float32 then the default), so
+    # reruns of older float32 runs and studies find their folders.
+    assert _digest(recipe("lenet", precision="float32")) == "3ab917ac"
+    assert _digest(recipe("basic_cnn", epochs=3, seed=2, precision="float32")) == "a7315477"
+    bf16 = recipe("lenet", precision="mixed_bfloat16")
+    assert _digest(bf16) != _digest(recipe("lenet", precision="float32"))

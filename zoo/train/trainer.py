@@ -205,6 +205,9 @@ def rebuild(path: str | Path) -> keras.Model:
 # the same settings keep the same folder (config.json format 1 called decoupled_decay
 # weight_decay).
 _DIGEST_NAMES = {"decoupled_decay": "weight_decay"}
+# Defaults that changed since run folders were first named, hashed at their old values: a
+# float32 run keeps the name it had when float32 was the default, before `auto`.
+_DIGEST_DEFAULTS = {"precision": "float32"}
 
 
 def _digest(config: RunConfig) -> str:
@@ -212,7 +215,11 @@ def _digest(config: RunConfig) -> str:
     changed = {
         _DIGEST_NAMES.get(f.name, f.name): getattr(config, f.name)
         for f in dataclasses.fields(config)
-        if f.compare and (f.default is dataclasses.MISSING or getattr(config, f.name) != f.default)
+        if f.compare
+        and (
+            f.default is dataclasses.MISSING
+            or getattr(config, f.name) != _DIGEST_DEFAULTS.get(f.name, f.default)
+        )
     }
     text = json.dumps(changed, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:8]

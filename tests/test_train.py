@@ -380,12 +380,37 @@ def test_mirrored_strategy_on_two_logical_cpus(data_dir, tmp_path):
     assert "REPLICAS 2" in out.stdout
 
 
-def test_time_limit_stops_inside_the_first_epoch(data_dir, tmp_path):
-    run = train(_tiny(data_dir, epochs=20, time_limit=1e-6), tmp_path, verbose=0)
-    assert run.metrics["stop_reason"] == "time_limit" and run.metrics["epochs_run"] == 0
-    # Nothing of the unfinished epoch is kept, and no weights of it pass for the best.
-    assert not (run.path / "history.csv").exists() and not (run.path / "best.keras").exists()
-    assert "test" not in run.metrics and run.metrics["best_epoch"] is None
+def test_a_time_limit_shorter_than_an_epoch_progresses_over_invocations(data_dir, tmp_path):
+    config = _tiny(data_dir, epochs=3, time_limit=1e-6)
+    first = train(config, tmp_path, verbose=0)
+    # The first epoch of an invocation always finishes: never a finished run with no epoch.
+    assert first.trained and first.metrics["stop_reason"] == "time_limit"
+    assert first.metrics["epochs_run"] == 1 and "test" in first.metrics
+    second = train(config, tmp_path, verbose=0)  # the same command continues it
+    assert second.path == first.path and second.trained and second.metrics["epochs_run"] == 2
+    third = train(config, tmp_path, verbose=0)
+    assert third.metrics["stop_reason"] == "completed" and third.metrics["epochs_run"] == 3
+    again = train(config, tmp_path, verbose=0)  # finished: read back, and it says so
+    assert not again.trained and again.metrics == third.metrics
+    assert list(third.history["epoch"]) == [0, 1, 2]
+
+
+def test_a_long_epoch_is_announced():
+    from zoo.train.callbacks import EpochEstimate
+
+    lines = []
+    estimate = EpochEstimate(steps=1000, write=lines.append)
+    estimate.AFTER_SECONDS = 0.0
+    estimate.on_train_batch_end(0)  # the first call: tracing and compiling, not timed
+    time.sleep(0.1)
+    estimate.on_train_batch_end(1)
+    (line,) = lines
+    assert line.startswith("an epoch will take about ") and "1000 steps of 0.1" in line
+    quick = EpochEstimate(steps=10, write=lines.append)
+    quick.AFTER_SECONDS = 0.0
+    quick.on_train_batch_end(0)
+    quick.on_train_batch_end(1)
+    assert len(lines) == 1 and quick.estimate < 60  # short epochs are not announced
 
 
 @pytest.mark.slow
@@ -409,10 +434,8 @@ def test_time_limit_inside_an_epoch_keeps_the_last_epoch_and_resume_continues(
     stopped = train(config, tmp_path / "limited", verbose=0)
     assert stopped.metrics["stop_reason"] == "time_limit" and stopped.metrics["epochs_run"] == 1
     assert (stopped.path / "backup").is_dir()  # the last finished epoch, to continue from
-    # The same command reads the stopped run back; --resume continues it.
-    assert train(config, tmp_path / "limited", verbose=0).metrics == stopped.metrics
     monkeypatch.undo()
-    done = resume(stopped.path, verbose=0)
+    done = resume(stopped.path, verbose=0)  # as the same command would continue it
     assert done.metrics["stop_reason"] == "completed" and done.metrics["epochs_run"] == 3
     pd.testing.assert_frame_equal(
         done.history.drop(columns="seconds"), whole.history.drop(columns="seconds")
@@ -540,3 +563,14 @@ def test_a_format1_inception_keeps_its_single_stem_conv():
     assert migrate(old)["config"]["model_kwargs"] == {"residual": True, "stem": (192,)}
     old = {"config": {"model": "inception_v1", "model_kwargs": {"stem_filters": 96}}}
     assert migrate(old)["config"]["model_kwargs"] == {"stem": (96,)}
+
+
+def test_the_cli_says_when_it_reads_a_finished_run_back(data_dir, tmp_path, capsys):
+    argv = ["mlp_mnist", "--data-dir", str(data_dir), "--subset", "5", "--test-subset", "5",
+            "--epochs", "1", "--out", str(tmp_path), "--quiet", "--set", "hidden=(8,)"]  # fmt: skip
+    assert main(argv) == 0
+    assert "read back" not in capsys.readouterr().out
+    assert main(argv) == 0
+    first, last = capsys.readouterr().out.strip().splitlines()
+    assert "finished earlier, read back without training" in first
+    assert "1 epochs, stopped: completed" in last

@@ -201,10 +201,15 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     accuracies = ", ".join(
         f"{split} {m[split]['accuracy']:.4f}" for split in ("train", "val", "test") if split in m
     )
+    if not run.trained:
+        print(f"{run.path}: finished earlier, read back without training "
+              "(another --seed or --out trains it again)")  # fmt: skip
     print(
         f"{run.path}: {accuracies}; {m['epochs_run']} epochs, stopped: {m['stop_reason']}; "
         f"{run.config.precision}"
     )
+    if m["stop_reason"] == "time_limit":
+        print(f"{run.path}: stopped by its time limit; the same command continues it")
     return 0
 
 

@@ -73,12 +73,14 @@ class TimeLimitReached(Exception):
 
 
 class TimeLimit(keras.callbacks.Callback):
-    """Stops training once `minutes` have passed in this process, even inside an epoch.
+    """Stops training once `minutes` have passed in this process, after at least one epoch.
 
-    At an epoch's end it stops training as EarlyStopping would. Inside an epoch (one can take
-    longer than the whole limit) it raises `TimeLimitReached` after the step that passes the
-    limit, so that nothing of the unfinished epoch is logged, checkpointed or backed up: the
-    run keeps the state of its last finished epoch, from which `--resume` continues.
+    At an epoch's end it stops training as EarlyStopping would. Inside a later epoch (one can
+    take longer than the whole limit) it raises `TimeLimitReached` after the step that passes
+    the limit, so that nothing of the unfinished epoch is logged, checkpointed or backed up:
+    the run keeps the state of its last finished epoch, from which the same command continues.
+    The first epoch of each invocation always finishes, so a limit shorter than an epoch still
+    makes progress, an epoch per invocation, and never leaves a run without one.
     """
 
     def __init__(self, minutes: float, start: float | None = None) -> None:
@@ -87,6 +89,7 @@ class TimeLimit(keras.callbacks.Callback):
         self.seconds = minutes * 60
         self._start = start
         self.reached = False
+        self._epochs = 0  # finished in this process
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if self._start is None:
@@ -97,14 +100,58 @@ class TimeLimit(keras.callbacks.Callback):
         return self.reached
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self._passed():
+        if self._epochs and self._passed():
             raise TimeLimitReached(f"time limit of {self.seconds / 60:g} minutes reached")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._epochs += 1
         # After EarlyStopping: a run it stopped at the same epoch ends as early-stopped, so
-        # `resume` does not train it on.
-        if not self.model.stop_training and self._passed():
+        # the same command does not train it on. The last epoch ends the run as completed.
+        last = epoch + 1 >= (self.params or {}).get("epochs", math.inf)
+        if not self.model.stop_training and not last and self._passed():
             self.model.stop_training = True
+
+
+class EpochEstimate(keras.callbacks.Callback):
+    """Says, early in a run's first epoch here, how long an epoch will take when that is over
+    a minute, from the first steps after the first call (which traces and compiles).
+
+    Args:
+        steps: Steps per epoch.
+        write: Where the line goes (default `print`).
+    """
+
+    AFTER_SECONDS = 5.0  # of timed steps before estimating
+    SHOWN_OVER = 60.0  # seconds an epoch must take for the estimate to be shown
+
+    def __init__(self, steps: int, write: Any = print) -> None:
+        super().__init__()
+        self.steps, self.write = steps, write
+        self._first: tuple[int, float] | None = None
+        self.estimate: float | None = None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.estimate is not None:
+            return
+        now = time.perf_counter()
+        if self._first is None:
+            self._first = (batch, now)
+            return
+        done, elapsed = batch - self._first[0], now - self._first[1]
+        if elapsed < self.AFTER_SECONDS or done <= 0:
+            return
+        self.estimate = elapsed / done * self.steps
+        if self.estimate > self.SHOWN_OVER:
+            self.write(
+                f"an epoch will take about {_duration(self.estimate)} "
+                f"({self.steps} steps of {elapsed / done:.2f} s)"
+            )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class EpochTable:

@@ -42,6 +42,7 @@ from zoo.recipes import CONFIG_FORMAT, RunConfig, migrate, recipe
 from zoo.train.callbacks import (
     Backup,
     BestCheckpoint,
+    EpochEstimate,
     EpochExtras,
     EpochLog,
     KeepEpochs,
@@ -68,15 +69,17 @@ class Run:
         config: The resolved settings.
         history: One row per epoch (loss, accuracy, val_loss, val_accuracy, lr, seconds).
         metrics: The contents of metrics.json.
+        trained: False for a run read back, finished earlier, without training.
     """
 
     path: Path
     config: RunConfig
     history: pd.DataFrame
     metrics: dict[str, Any]
+    trained: bool = True
 
     @classmethod
-    def read(cls, path: str | Path) -> Run:
+    def read(cls, path: str | Path, trained: bool = True) -> Run:
         """Reads a finished run folder."""
         path = Path(path)
         history = (
@@ -85,7 +88,7 @@ class Run:
         metrics = _read_metrics(path)
         if metrics is None:
             raise ValueError(f"{path}: metrics.json is missing or damaged.")
-        return cls(path, load_config(path), history, metrics)
+        return cls(path, load_config(path), history, metrics, trained)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -123,7 +126,8 @@ def train(config: RunConfig, out: str | Path = "runs", *, verbose: int | None = 
         return _multiworker_run(config, _chief_folder(config, Path(out)), verbose)
     with _claim(config, Path(out)) as (path, finished):
         if finished:
-            return Run.read(path)
+            return Run.read(path, trained=False)
+        _reopen(path)
         return _run(config, path, verbose)
 
 
@@ -145,14 +149,26 @@ def resume(path: str | Path, *, verbose: int | None = None, stream: bool | None 
     with _locked(path) as got:
         if not got:
             raise RuntimeError(f"{path}: another process is training this run.")
-        metrics = _read_metrics(path)
-        if metrics is not None:
-            # Only a run its time limit stopped continues, and only from its kept state.
-            stopped = metrics.get("stop_reason") == "time_limit"
-            if not stopped or (metrics.get("epochs_run") and not _has_weights(path)):
-                return Run.read(path)
-            (path / "metrics.json").unlink()  # until it ends, the folder is an unfinished run
+        if _read_metrics(path) is not None and not _continues(path):
+            return Run.read(path, trained=False)
+        _reopen(path)
         return _run(config, path, verbose)
+
+
+def _continues(path: Path) -> bool:
+    """Whether a run folder with a metrics.json is a run to train on: one its time limit
+    stopped, with the state of its last epoch kept (or no epoch at all, from before a time
+    limit let every invocation finish one)."""
+    metrics = _read_metrics(path) or {}
+    if metrics.get("stop_reason") != "time_limit":
+        return False
+    return not metrics.get("epochs_run") or _has_weights(path)
+
+
+def _reopen(path: Path) -> None:
+    """Makes a time-limited run unfinished again (its metrics.json goes), so it trains on."""
+    if _read_metrics(path) is not None and _continues(path):
+        (path / "metrics.json").unlink()
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -254,7 +270,7 @@ def _candidates(config: RunConfig, out: Path) -> Iterator[tuple[Path, bool]]:
                 damaged = False
             except ValueError:
                 damaged = True  # its name is this config's digest, so it is ours to repair
-            if not damaged and _read_metrics(path) is not None:
+            if not damaged and _read_metrics(path) is not None and not _continues(path):
                 yield path, True
                 continue
         yield path, False
@@ -311,7 +327,7 @@ def _multiworker_run(config: RunConfig, path: Path, verbose: int | None) -> Run:
     """
     chief = _multiworker().extended.should_checkpoint
     if _read_metrics(path) is not None:
-        return Run.read(path)
+        return Run.read(path, trained=False)
     if chief:
         with _locked(path) as got:
             if not got:
@@ -402,6 +418,8 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
             model.load_weights(saved / Backup.WEIGHTS)
     monitor = "val_accuracy" if has_val else "accuracy"
     callbacks = _callbacks(config, path, info, steps, monitor, begun)
+    if _verbosity(verbose) and not done:
+        callbacks.append(EpochEstimate(steps))
     backup = Backup(path / "backup", callbacks, state)
     callbacks.append(backup)  # last: after the callbacks whose counters it saves
     stop = None

@@ -78,9 +78,9 @@ def variant(config: RunConfig, base: RunConfig | None = None) -> str:
     Args:
         config: The run's settings.
         base: The recipe the run was derived from (config.json's "recipe"); default today's
-            recipe of the model.
+            recipe of the model in the run's precision.
     """
-    base = base or recipe(config.model)
+    base = base or recipe(config.model, precision=config.precision)
     return _changes(config, base, base.model_kwargs)
 
 
@@ -150,7 +150,9 @@ def read_run(path: Path) -> dict[str, Any]:
     metrics = json.loads((path / "metrics.json").read_text())
     config = RunConfig(**saved["config"])
     # Format 1 folders did not record their recipe: today's stands in.
-    base = RunConfig(**saved["recipe"]) if "recipe" in saved else recipe(config.model)
+    # Without a recorded recipe, today's in the run's own precision (`auto` is per machine).
+    base = (RunConfig(**saved["recipe"]) if "recipe" in saved
+            else recipe(config.model, precision=config.precision))  # fmt: skip
     label = variant(config, base)
     # Figures are keyed by the studies' terms: toggles against the builder's defaults.
     study, reported = study_figure(config.model, _changes(config, base, {}))
@@ -166,6 +168,7 @@ def read_run(path: Path) -> dict[str, Any]:
         "lr": config.lr,
         "schedule": config.schedule,
         "batch_size": config.batch_size,
+        "precision": config.precision,
         "epochs": config.epochs,
         "epochs_run": metrics.get("epochs_run"),
         "seed": config.seed,

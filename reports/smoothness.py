@@ -109,10 +109,12 @@ def smoothness(
     toggles: dict[str, Any] | None = None,
     out: str | Path = "smoothness",
     verbose: bool = True,
+    precision: str = "auto",
 ) -> Smoothness:
     """Trains `model` and the ablation `compare` for `steps` steps each on the same batches,
     probing every `every` steps, and draws the three measures for both on one figure.
-    `toggles` apply to both (a study's budget halves the width, say).
+    `toggles` apply to both (a study's budget halves the width, say); `precision` is the
+    Keras policy of both (`auto`: this machine's fastest).
 
     Raises:
         ValueError: Unknown model or toggle, or steps / every below 1.
@@ -126,7 +128,7 @@ def smoothness(
         raise ValueError(f"steps and every must be >= 1, got {steps}, {every}.")
     toggles = dict(toggles or {})
     zoo.registry.resolve_toggles(model, {**toggles, **compare})  # fails before any training
-    base = recipe(model, seed=seed, steps_per_execution=1,
+    base = recipe(model, seed=seed, steps_per_execution=1, precision=precision,
                   **{k: v for k, v in (("lr", lr), ("batch_size", batch_size), ("subset", subset),
                                        ("data_dir", data_dir)) if v is not None})  # fmt: skip
     frames = {}
@@ -135,6 +137,7 @@ def smoothness(
             base, model_kwargs={**base.model_kwargs, **toggles, **ablation}
         )
         keras.utils.set_random_seed(seed)
+        keras.mixed_precision.set_global_policy(config.precision)
         train, _, _, info = zoo.data.load(
             config.home_dataset, data_dir=config.data_dir, batch_size=config.batch_size,
             subset=config.subset, seed=seed, normalize=config.normalize, augment=False,

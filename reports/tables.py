@@ -17,6 +17,7 @@ COLUMNS = {
     "dataset": "dataset",
     "seed": "seed",
     "params": "params",
+    "precision": "precision",
     "epochs_run": "epochs",
     "train_accuracy": "train acc.",
     "val_accuracy": "val acc.",

@@ -87,8 +87,9 @@ def test_a_study_keeps_the_precision_it_started_in(tmp_path, monkeypatch):
     assert study_precision(folder) == "mixed_bfloat16"  # a new study takes this machine's
     monkeypatch.setattr(machine, "auto_precision", lambda: "float32")  # continued elsewhere
     assert study_precision(folder) == "mixed_bfloat16"
-    assert study_precision(folder, "float32") == "float32"  # asked for: recorded
-    assert study_precision(folder) == "float32"
+    assert study_precision(folder, "mixed_bfloat16") == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="holds a study trained in mixed_bfloat16; continue it"):
+        study_precision(folder, "float32")  # one folder, one precision
     older = tmp_path / "S0-cpu"  # from before study.json: its runs were all float32
     (older / "runs" / "a-run").mkdir(parents=True)
     (older / "runs" / "a-run" / "config.json").write_text("{}")

@@ -217,16 +217,13 @@ class Setting:
         return " + ".join(parts + (["channels_last"] if self.channels_last else []))
 
 
-def best_setting(precision: str) -> Setting:
-    """PyTorch's fastest sound setting where Keras's auto policy is `precision`.
+def best_setting(precision: str, device: str = "cpu") -> Setting:
+    """PyTorch's fastest sound setting on `device` where Keras's auto policy is `precision`.
 
     The same hardware rule picks both (`zoo.machine.choose_precision`): half precision where
     the CPU or GPU computes in it, with channels_last, the layout oneDNN's and cuDNN's fast
     convolutions take; float32 in PyTorch's default layout elsewhere.
     """
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     return Setting(precision, precision != "float32", device)
 
 

@@ -161,7 +161,8 @@ def run_study(
         only: Names of the runs to train (default all); the tables show what exists.
         precision: Keras dtype policy of every run; `auto` continues a study folder in the
             precision it was started with, and starts a new one in this machine's
-            (`zoo.machine.auto_precision`), so one table never mixes precisions.
+            (`zoo.machine.auto_precision`). Another precision than a folder's is refused
+            (`study_precision`), so one table never mixes precisions.
         verbose: Print each run's result.
 
     Returns:
@@ -190,6 +191,8 @@ def run_study(
                 print(f"{study.name} {run.name} seed {seed}: test {shown} ({done.path.name})")
     cells = _cells(study, runs)
     tables = {t.name: layout(t, cells, study, budget) for t in study.tables}
+    for frame in tables.values():  # which precision every cell trained in
+        frame.attrs["title"] += f"; precision {precision}"
     _write(study, budget, folder, tables, cells, [])  # the tables first: figures train more
     if not only:  # like the figures, searches are not part of a run subset
         for search in study.searches:
@@ -214,23 +217,27 @@ def study_precision(folder: Path, precision: str = "auto") -> str:
     """The precision a study folder trains in, recorded in its study.json.
 
     `auto` keeps the recorded one; a folder from before study.json keeps its runs' (all
-    float32 then); a new folder takes this machine's. An explicit precision replaces the
-    record, and the tables then show only the runs trained in it.
+    float32 then); a new folder takes this machine's. A study folder holds one precision, so
+    its tables and searches never mix two: another is refused, naming the folder's.
 
     Raises:
-        ValueError: An unknown precision.
+        ValueError: An unknown precision, or one other than the folder's.
     """
     from zoo import machine
 
     record = folder / "study.json"
-    chosen = None
-    if precision == "auto":
-        if record.is_file():
-            chosen = json.loads(record.read_text()).get("precision")
-        elif any((folder / "runs").glob("*/config.json")):
-            chosen = "float32"  # written before the `auto` default
-    chosen = machine.resolve_precision(chosen or precision)
-    if not record.is_file() or json.loads(record.read_text()).get("precision") != chosen:
+    kept = None
+    if record.is_file():
+        kept = json.loads(record.read_text()).get("precision")
+    elif any((folder / "runs").glob("*/config.json")):
+        kept = "float32"  # written before the `auto` default
+    chosen = machine.resolve_precision(kept if precision == "auto" and kept else precision)
+    if kept and chosen != kept:
+        raise ValueError(
+            f"{folder} holds a study trained in {kept}; continue it with --precision auto or "
+            f"{kept}, or give --out another folder for {chosen}."
+        )
+    if not record.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         write_json(record, {"precision": chosen})
     return chosen
@@ -350,7 +357,8 @@ def landscape_figures(
         precision=precision, **scale,
     )  # fmt: skip
     probes = dict(steps=steps, every=every, subset=scale.get("subset"), toggles=toggles,
-                  batch_size=scale.get("batch_size"), data_dir=data_dir)  # fmt: skip
+                  batch_size=scale.get("batch_size"), data_dir=data_dir,
+                  precision=precision)  # fmt: skip
     # Compared as JSON reads them back (tuples become lists), with what else decides the probes.
     wanted = json.loads(json.dumps({**probes, "model": band.model, "compare": band.compare,
                                     "budget": budget}))  # fmt: skip

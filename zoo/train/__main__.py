@@ -208,7 +208,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         f"{run.path}: {accuracies}; {m['epochs_run']} epochs, stopped: {m['stop_reason']}; "
         f"{run.config.precision}"
     )
-    if m["stop_reason"] == "time_limit":
+    if m["stop_reason"] == "time_limit" and run.trained:  # its last epoch's state is kept
         print(f"{run.path}: stopped by its time limit; the same command continues it")
     return 0
 

@@ -130,6 +130,12 @@ class EpochEstimate(keras.callbacks.Callback):
         self._first: tuple[int, float] | None = None
         self.estimate: float | None = None
 
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        # An epoch that ended before the estimate was due was short: nothing to announce, and
+        # the next epoch's batch numbers start again from 0.
+        if self.estimate is None:
+            self.estimate = math.nan
+
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.estimate is not None:
             return

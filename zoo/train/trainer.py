@@ -461,8 +461,9 @@ def _write_config(path: Path, config: RunConfig, info: zoo.data.DatasetInfo) -> 
         # `stream` is how this session reads the data, not a setting of the run.
         "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "stream"},
         # The recipe the run was derived from, so reports label it against that recipe even
-        # after the recipe changes.
-        "recipe": dataclasses.asdict(recipe(config.model)),
+        # after the recipe changes; in the run's precision, which `auto` chose for the machine
+        # and which is therefore no variant of it.
+        "recipe": dataclasses.asdict(recipe(config.model, precision=config.precision)),
         "dataset": info.name,
         "input_shape": list(info.input_shape),
         "num_classes": info.num_classes,

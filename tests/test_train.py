@@ -557,7 +557,8 @@ def test_the_same_command_resumes_an_unfinished_format1_run(data_dir, tmp_path, 
     saved = json.loads((old / "config.json").read_text())
     assert saved["format"] == 2 and saved["created"] == created
     assert saved["config"]["decoupled_decay"] == 5e-4 and "weight_decay" not in saved["config"]
-    assert RunConfig(**saved["recipe"]) == recipe("mlp_mnist")  # format 1 recorded none
+    # Format 1 recorded no recipe: today's, in the run's precision.
+    assert RunConfig(**saved["recipe"]) == recipe("mlp_mnist", precision="float32")
     # A resumed run keeps the recipe it first recorded, whatever today's recipe is.
     saved["recipe"]["lr"] = 0.5
     (old / "config.json").write_text(json.dumps(saved))

@@ -73,9 +73,28 @@ def _parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the reports CLI; returns the exit status (2 on misuse, with one line)."""
+    """Runs the reports CLI; returns the exit status.
+
+    2 on misuse or a fault (one line: a bad value, missing runs, an --out that cannot be
+    written), 130 on Ctrl-C, saying what the same command will reuse.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
+    try:
+        return _main(parser, args)
+    except KeyboardInterrupt:
+        # `landscape` trains through zoo.train: finished runs are kept and an interrupted
+        # one resumes from its last finished epoch. The other commands keep nothing.
+        kept = ("the same command continues: finished runs are reused and the interrupted one "
+                "resumes from its last finished epoch") if args.command == "landscape" else (
+                "nothing was kept")  # fmt: skip
+        parser.exit(130, f"{parser.prog}: interrupted; {kept}\n")
+    except OSError as err:  # an --out that is a file, read-only or full
+        what = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+        parser.exit(2, f"{parser.prog}: {what}\n")
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import zoo
 
     zoo.load()

@@ -467,3 +467,28 @@ def test_smoothness_of_a_model_and_its_ablation(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["smoothness", "mlp_mnist", "--compare", "batchnorm=True", "--quiet"])
     assert stop.value.code == 2 and "batchnorm" in capsys.readouterr().err
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    taken = tmp_path / "report"
+    taken.write_text("")
+    folder = Path(__file__).parent / "fixtures" / "run-format1"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["build", str(folder), "--out", str(taken), "--quiet"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert str(taken) in line
+
+
+def test_ctrl_c_in_landscape_says_the_same_command_continues(monkeypatch, capsys):
+    from zoo.train import Interrupted
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted(Path("landscape/runs/vgg_a-cifar10-1234abcd"))
+
+    monkeypatch.setattr("reports.landscape.study_landscape", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["landscape", "vgg_a", "--compare", "bn=True", "--quiet"])
+    assert exit_info.value.code == 130
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "interrupted; the same command continues" in line

@@ -115,6 +115,7 @@ def test_bad_input_errors_name_the_valid_choices(tmp_path):
         (["mlp_mnist", "--tuner", "evolution"], "Valid tuners"),
         (["mlp_mnist", "--set", "hiden=500"], "Its hyperparameters: lr, hidden"),
         (["mlp_mnist", "--set", "hidden"], "--set expects KEY=VALUE"),
+        (["mlp_mnist", "--set", "hidden=abc"], "'hidden' expects tuple[int, ...], got ('abc',)"),
         (["mlp_mnist", "--subset", "all"], "expected a fraction or a count"),
         (["mlp_mnist", "--data-dir", "/no/such/folder"], "/no/such/folder"),
         ([], "give a SPACE"),
@@ -126,6 +127,7 @@ def test_cli_misuse_exits_2_with_one_line(argv, message, capsys, tmp_path):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*/search.json"))  # the corrected command is not refused
 
 
 def test_cli_lists_spaces(capsys):

@@ -82,12 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _main(parser, args)
-    except KeyboardInterrupt:
-        # `landscape` trains through zoo.train: finished runs are kept and an interrupted
-        # one resumes from its last finished epoch. The other commands keep nothing.
-        kept = ("the same command continues: finished runs are reused and the interrupted one "
-                "resumes from its last finished epoch") if args.command == "landscape" else (
-                "nothing was kept")  # fmt: skip
+    except KeyboardInterrupt as stop:
+        # `landscape` trains through zoo.train: finished runs are kept, and an interrupted one
+        # resumes from its last finished epoch. The other commands keep nothing.
+        kept = "nothing was kept"
+        if args.command == "landscape":
+            path = getattr(stop, "path", None)  # None: no epoch of it had finished
+            kept = "the same command continues: finished runs are reused" + (
+                f", and {path} resumes from its last finished epoch" if path else ""
+            )
         parser.exit(130, f"{parser.prog}: interrupted; {kept}\n")
     except OSError as err:  # an --out that is a file, read-only or full
         what = f"{err.filename}: {err.strerror}" if err.filename else str(err)

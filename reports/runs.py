@@ -19,9 +19,10 @@ from zoo.recipes import RunConfig, migrate, recipe
 
 # Run settings that make a variant when they differ from the recipe (the others, such as the
 # data folder, seed, epochs or subset, say how long, where or on how much, not what).
+# Not precision: `auto` picks it per machine, so it is a column of its own, and a table cell
+# never averages two precisions (`reports.tables` tells such runs apart by their settings).
 _VARIANT_SETTINGS = ("optimizer", "lr", "momentum", "decoupled_decay", "schedule", "step_size",
-                     "gamma", "label_smoothing", "augment", "normalize", "batch_size",
-                     "precision")  # fmt: skip
+                     "gamma", "label_smoothing", "augment", "normalize", "batch_size")  # fmt: skip
 
 
 # What may differ between runs that a table averages as one configuration: the seed, and

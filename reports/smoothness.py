@@ -109,12 +109,13 @@ def smoothness(
     toggles: dict[str, Any] | None = None,
     out: str | Path = "smoothness",
     verbose: bool = True,
-    precision: str = "auto",
+    precision: str = "float32",
 ) -> Smoothness:
     """Trains `model` and the ablation `compare` for `steps` steps each on the same batches,
     probing every `every` steps, and draws the three measures for both on one figure.
-    `toggles` apply to both (a study's budget halves the width, say); `precision` is the
-    Keras policy of both (`auto`: this machine's fastest).
+    `toggles` apply to both (a study's budget halves the width, say). `precision` is the
+    Keras policy of both, float32 by default whatever the study trained in: the probes measure
+    loss changes along tiny steps, which bfloat16 activations would round away.
 
     Raises:
         ValueError: Unknown model or toggle, or steps / every below 1.

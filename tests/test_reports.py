@@ -492,3 +492,11 @@ def test_ctrl_c_in_landscape_says_the_same_command_continues(monkeypatch, capsys
     assert exit_info.value.code == 130
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "interrupted; the same command continues" in line
+
+
+def test_precision_is_a_column_not_a_variant():
+    # A run whose recorded recipe is in another precision (`auto` differs per machine) is the
+    # recipe still; tables show its precision and never average two precisions in one cell.
+    run = recipe("lenet", precision="float32")
+    assert variant(run, recipe("lenet", precision="mixed_bfloat16")) == "baseline"
+    assert variant(recipe("lenet", precision="mixed_bfloat16", lr=0.5)) == "lr=0.5"

@@ -324,7 +324,7 @@ def run_search(
             overrides[key] = value
     hypermodel = ZooHyperModel(space, overrides)
     default = hypermodel.config(kt.HyperParameters())
-    hypermodel.config(hp)  # a held value of the wrong type fails here, before any file is written
+    hypermodel.config(hp.copy())  # a held value of a wrong type fails before any file is written
     settings = dict(space=space, tuner=tuner, objective=objective, max_trials=max_trials,
                     epochs=epochs, subset=subset, executions_per_trial=executions_per_trial,
                     seed=seed, fixed=fixed or {},

@@ -309,8 +309,13 @@ def _comparisons(
     from zoo import machine, twins
     from zoo.train import compile_model
 
-    # Both frameworks on the same kind of device: a GPU only where each of them sees one.
-    gpu = bool(tf.config.list_logical_devices("GPU")) and torch.cuda.is_available()
+    # Both frameworks on the same device: Keras runs where TensorFlow puts it.
+    gpu = bool(tf.config.list_logical_devices("GPU"))
+    if gpu and not torch.cuda.is_available():
+        raise ValueError(
+            "TensorFlow trains on the GPU here but this PyTorch has no CUDA: install a CUDA "
+            "build of PyTorch, or compare on the CPU with CUDA_VISIBLE_DEVICES=''."
+        )
     device = "cuda" if gpu else "cpu"
     best = machine.auto_precision()
     found = {}

@@ -290,7 +290,9 @@ def search_table(
     frame.attrs["name"] = f"search-{search.space}"
     frame.attrs["title"] = (
         f"{study.name}'s search {search.space}: {len(ours)} of {len(search.reported)} points "
-        f"(a grid through tuning, {result.path.name}) — budget {budget}: " + _search_scaling(budget)
+        f"(a grid through tuning, {result.path.name}) — budget {budget}: "
+        + _search_scaling(budget)
+        + f"; precision {precision}"
     )
     if verbose:
         shown = "; ".join(
@@ -356,9 +358,9 @@ def landscape_figures(
         data_dir=data_dir, budget=budget, model_kwargs={**base.model_kwargs, **toggles},
         precision=precision, **scale,
     )  # fmt: skip
+    # The probes are float32 whatever the study's precision (see `reports.smoothness`).
     probes = dict(steps=steps, every=every, subset=scale.get("subset"), toggles=toggles,
-                  batch_size=scale.get("batch_size"), data_dir=data_dir,
-                  precision=precision)  # fmt: skip
+                  batch_size=scale.get("batch_size"), data_dir=data_dir)  # fmt: skip
     # Compared as JSON reads them back (tuples become lists), with what else decides the probes.
     wanted = json.loads(json.dumps({**probes, "model": band.model, "compare": band.compare,
                                     "budget": budget}))  # fmt: skip

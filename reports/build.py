@@ -17,9 +17,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reports import figures
-from reports.runs import find_runs, gather
+from reports.runs import gather
 from reports.tables import ablation_table, accuracy_table, write_table
+from zoo import runs as zoo_runs
 from zoo.files import save_figure, write_csv, write_text
+from zoo.runs import find_runs
 
 
 @dataclasses.dataclass
@@ -76,11 +78,11 @@ def build(
         label = f"{run['model']} {run['variant']} seed {run['seed']}"
         try:
             drawn_runs[index] = _run_figures(path, label)
-            history = _csv(path / "history.csv")
+            history = zoo_runs.read_history(path)
         except Exception as err:  # noqa: BLE001  (any damage to one folder skips that folder)
             skipped.append((str(path), f"unreadable: {type(err).__name__}: {err}".strip()))
             continue
-        if history is not None and len(history):
+        if len(history):
             histories[f"{run['run']} ({run['variant']})"] = history
     runs = runs.loc[list(drawn_runs)].reset_index(drop=True)
     if runs.empty:
@@ -124,25 +126,16 @@ def build(
     return Report(out, runs, skipped, files)
 
 
-def _csv(path: Path) -> pd.DataFrame | None:
-    if not (path.is_file() and path.stat().st_size):
-        return None
-    frame = pd.read_csv(path)
-    if "epoch" not in frame or not pd.api.types.is_numeric_dtype(frame["epoch"]):
-        raise ValueError(f"{path.name} is not a zoo epoch table (no numeric epoch column)")
-    return frame
-
-
 def _run_figures(path: Path, label: str) -> dict[str, Figure]:
     drawn: dict[str, Figure] = {}
-    history, steps = _csv(path / "history.csv"), _csv(path / "steps.csv")
-    if history is not None and len(history):
+    history, steps = zoo_runs.read_history(path), zoo_runs.read_steps(path)
+    if len(history):
         drawn["curves"] = figures.curves(history, steps, label)
         if "lr" in history:
             drawn["lr"] = figures.lr_schedule(history)
-    matrix = path / "confusion_matrix.csv"
-    if matrix.is_file():
-        drawn["confusion"] = figures.confusion(pd.read_csv(matrix, index_col=0))
+    matrix = zoo_runs.read_confusion(path)
+    if matrix is not None:
+        drawn["confusion"] = figures.confusion(matrix)
     drawn.update(_weight_figures(path))
     return drawn
 
@@ -151,9 +144,9 @@ def _weight_figures(path: Path) -> dict[str, Figure]:
     """First conv layer's filters, and for a dense first layer on grey images, its units."""
     import keras
 
-    if not (path / "best.keras").is_file():
-        return {}
-    model = keras.models.load_model(path / "best.keras", compile=False)
+    if not (path / zoo_runs.BEST).is_file():
+        return {}  # a run that diverged before its first finite epoch
+    model = zoo_runs.best_model(path)
     shape = tuple(model.input_shape[1:])
     for layer in model.layers:
         kernel = getattr(layer, "kernel", None)

@@ -17,8 +17,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reports.runs import toggle_label
+from zoo import runs as zoo_runs
 from zoo.files import save_figure, write_csv
-from zoo.recipes import RunConfig, recipe
+from zoo.recipes import recipe
 from zoo.study.catalog import S1, S4
 
 S1_LRS = S1.landscape.lrs
@@ -111,13 +112,13 @@ def study_landscape(
     for name, group in configs.items():
         losses = []
         for config in group:
-            path = _finished(out / "runs", config)
+            path = zoo_runs.find(config, out / "runs")
             if path is None:
                 if verbose:
                     print(f"training {model} {name} lr {config.lr:g} for {epochs} epochs")
                 path = train(config, out / "runs", verbose=0).path
             runs.setdefault(name, []).append(path)
-            losses.append(pd.read_csv(path / "steps.csv")["loss"].to_numpy())
+            losses.append(zoo_runs.read_steps(path)["loss"].to_numpy())
         bands[f"{model} {name}"] = loss_band(losses)
     frame = pd.DataFrame({"step": np.arange(1, min(len(b[0]) for b in bands.values()) + 1)})
     for label, (low, high) in bands.items():
@@ -134,13 +135,3 @@ def study_landscape(
     if verbose:
         print(f"{files[1]}: {', '.join(bands)} over {len(frame)} steps")
     return Landscape(frame, runs, files)
-
-
-def _finished(folder: Path, config: RunConfig) -> Path | None:
-    """A finished run of exactly these settings in `folder`, if there is one."""
-    from zoo.train import load_config
-
-    for path in sorted(folder.glob("*/metrics.json")):
-        if load_config(path.parent) == config:
-            return path.parent
-    return None

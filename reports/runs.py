@@ -1,13 +1,11 @@
-"""Run folders into one pandas DataFrame: reports read config.json and metrics.json only.
+"""Run folders into one pandas DataFrame, read through `zoo.runs` (their one reader).
 
 frame, skipped = gather(find_runs(["runs/*"]))
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import glob
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,9 @@ from typing import Any
 import pandas as pd
 
 import zoo
-from zoo.recipes import RunConfig, migrate, recipe
+from zoo import runs
+from zoo.recipes import RunConfig, recipe
+from zoo.runs import find_runs  # noqa: F401  (reports' entry point to the run folders)
 
 # Run settings that make a variant when they differ from the recipe (the others, such as the
 # data folder, seed, epochs or subset, say how long, where or on how much, not what).
@@ -25,48 +25,9 @@ _VARIANT_SETTINGS = ("optimizer", "lr", "momentum", "decoupled_decay", "schedule
                      "gamma", "label_smoothing", "augment", "normalize", "batch_size")  # fmt: skip
 
 
-# What may differ between runs that a table averages as one configuration: the seed, and
-# where the data was read from or whether test was looked at.
-_NOT_SETTINGS = ("seed", "data_dir", "evaluate_test", "tensorboard")
-
-
-def find_runs(patterns: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Run folders named by paths or globs; a folder of runs (or of searches) is searched.
-
-    Returns:
-        The finished run folders, sorted, and `(path, reason)` for every folder skipped
-        (not a run, or unfinished).
-
-    Raises:
-        FileNotFoundError: Nothing matched, naming what was searched.
-    """
-    found: set[Path] = set()
-    skipped: list[tuple[str, str]] = []
-    for pattern in patterns:
-        matches = [Path(p) for p in glob.glob(str(Path(pattern).expanduser()))]
-        if not matches:
-            skipped.append((pattern, "no such file or folder"))
-        for path in matches:
-            if (path / "config.json").is_file():
-                candidates = [path]
-            elif path.is_dir():
-                candidates = [p.parent for p in path.rglob("config.json")]
-                if not candidates:
-                    skipped.append((str(path), "not a run folder (no config.json)"))
-            else:
-                skipped.append((str(path), "not a folder"))
-                continue
-            for run in candidates:
-                if (run / "metrics.json").is_file():
-                    found.add(run)
-                else:
-                    skipped.append((str(run), "unfinished run (no metrics.json)"))
-    if not found:
-        raise FileNotFoundError(
-            f"No finished run folders in {', '.join(map(repr, patterns))}"
-            + (f" (skipped: {'; '.join(f'{p}: {r}' for p, r in skipped)})." if skipped else ".")
-        )
-    return sorted(found), skipped
+# What may differ between runs of one identity (`zoo.runs.identity`) that a table still
+# averages as one configuration: the seed, and whether test was looked at.
+_NOT_SETTINGS = ("seed", "evaluate_test")
 
 
 def variant(config: RunConfig, base: RunConfig | None = None) -> str:
@@ -122,9 +83,6 @@ def study_figure(model: str, label: str) -> tuple[str | None, float | None]:
         label: What the configuration changed from the builder's defaults (toggles) and the
             recipe (run settings), as `variant` labels it; `baseline` for neither.
     """
-    if label == "baseline":
-        info = zoo.describe(model)
-        return info.study, info.reported
     return study_figures().get((model, label), (None, None))
 
 
@@ -134,7 +92,7 @@ def study_figures() -> dict[tuple[str, str], tuple[str, float]]:
     for, read from `zoo.study.catalog` (their one source), at the study's own settings and
     labelled as `study_figure` labels. Were two studies to report the same configuration,
     the first would be kept."""
-    from zoo.study import STUDIES, config
+    from zoo.study.catalog import STUDIES, config
 
     figures: dict[tuple[str, str], tuple[str, float]] = {}
     for study in STUDIES.values():
@@ -147,8 +105,10 @@ def study_figures() -> dict[tuple[str, str], tuple[str, float]]:
 
 def read_run(path: Path) -> dict[str, Any]:
     """One row: what was trained, how, and how well (from config.json and metrics.json)."""
-    saved = migrate(json.loads((path / "config.json").read_text()))
-    metrics = json.loads((path / "metrics.json").read_text())
+    saved = runs.read_record(path)
+    metrics = runs.read_metrics(path)
+    if metrics is None:
+        raise ValueError(f"{path}: metrics.json is damaged.")
     config = RunConfig(**saved["config"])
     # Format 1 folders did not record their recipe: today's stands in.
     # Without a recorded recipe, today's in the run's own precision (`auto` is per machine).
@@ -157,8 +117,6 @@ def read_run(path: Path) -> dict[str, Any]:
     label = variant(config, base)
     # Figures are keyed by the studies' terms: toggles against the builder's defaults.
     study, reported = study_figure(config.model, _changes(config, base, {}))
-    if reported is None and label == "baseline":
-        study, reported = study_figure(config.model, "baseline")  # the recipe is the study's
     row: dict[str, Any] = {
         "run": path.name,
         "path": str(path),
@@ -187,7 +145,7 @@ def read_run(path: Path) -> dict[str, Any]:
         stop_reason=metrics.get("stop_reason"),
         toggles=json.dumps(config.model_kwargs, sort_keys=True, default=str),
         settings=json.dumps(
-            {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_SETTINGS},
+            {k: v for k, v in runs.identity(config).items() if k not in _NOT_SETTINGS},
             sort_keys=True,
             default=str,
         ),  # fmt: skip

@@ -121,7 +121,7 @@ def smoothness(
         ValueError: Unknown model or toggle, or steps / every below 1.
     """
     import zoo
-    import zoo.data
+    from zoo import runs as zoo_runs
     from zoo.recipes import recipe
     from zoo.train import compile_model
 
@@ -139,10 +139,7 @@ def smoothness(
         )
         keras.utils.set_random_seed(seed)
         keras.mixed_precision.set_global_policy(config.precision)
-        train, _, _, info = zoo.data.load(
-            config.home_dataset, data_dir=config.data_dir, batch_size=config.batch_size,
-            subset=config.subset, seed=seed, normalize=config.normalize, augment=False,
-        )  # fmt: skip
+        train, _, _, info = zoo_runs.data(config, augment=False)
         net = zoo.build(model, input_shape=info.input_shape, num_classes=info.num_classes,
                         **config.model_kwargs)  # fmt: skip
         compile_model(net, config, 1)

@@ -13,7 +13,6 @@ and BN's moving statistics are not trainable and stay as trained, as in the pape
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from zoo import runs as zoo_runs
 from zoo.files import save_figure, write_csv
+from zoo.recipes import RunConfig
 
 
 @dataclasses.dataclass
@@ -159,17 +160,13 @@ def surface(
     Raises:
         FileNotFoundError: Not a finished run (no best.keras).
     """
-    import zoo.data
-    from zoo.train import compile_model, load_config
+    from zoo.train import compile_model
 
     run = Path(run)
-    if not (run / "best.keras").is_file():
-        raise FileNotFoundError(f"{run}: not a finished run (no best.keras).")
-    config = load_config(run)
-    saved = json.loads((run / "config.json").read_text())
-    model = keras.models.load_model(run / "best.keras", compile=False)
+    model = zoo_runs.best_model(run)
+    config = zoo_runs.read_config(run)
     compile_model(model, config)
-    x, y = _images(zoo.data, config, saved, split, images, seed)
+    x, y = _images(config, split, images, seed)
     rng = np.random.default_rng(seed)
     weights = [v.numpy() for v in model.trainable_variables]
     directions = [filter_normalized(weights, rng) for _ in range(dims)]
@@ -191,13 +188,12 @@ def surface(
     return Surface(alphas, line, grid, seconds, files)
 
 
-def _images(data, config, saved, split: str, images: int, seed: int):
-    """`images` seeded random images of a split, prepared as the run's pipeline prepares them."""
-    train, val, test, info = data.load(
-        config.home_dataset, data_dir=config.data_dir, batch_size=images, augment=False,
-        shuffle=False, seed=config.seed, val_split=config.val_split, normalize=config.normalize,
-        subset=config.subset, test_subset=None,
-    )  # fmt: skip
+def _images(config: RunConfig, split: str, images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`images` seeded random images of a split, prepared as the run's pipeline prepares them,
+    with labels as its loss takes them."""
+    train, val, test, _ = zoo_runs.data(
+        config, batch_size=images, augment=False, shuffle=False, test_subset=None
+    )
     chosen = {"train": train, "val": val, "test": test}[split]
     xs, ys = [], []
     for x, y in chosen:
@@ -205,10 +201,7 @@ def _images(data, config, saved, split: str, images: int, seed: int):
         ys.append(y.numpy())
     x, y = np.concatenate(xs), np.concatenate(ys)
     pick = np.random.default_rng(seed).permutation(len(x))[:images]
-    y = y[pick]
-    if config.label_smoothing:  # the run's loss takes one-hot labels
-        y = np.eye(saved["num_classes"], dtype="float32")[y]
-    return x[pick], y
+    return x[pick], y[pick]
 
 
 def line_figure(alphas: np.ndarray, line: np.ndarray, title: str = "") -> Figure:

@@ -12,16 +12,15 @@ contours are the loss at `θ_final + a·d1 + b·d2` over a grid that covers the 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from reports.surface import _images, evaluate_grid
+from zoo import runs as zoo_runs
 from zoo.files import save_figure, write_csv, write_json
 
 
@@ -95,28 +94,24 @@ def trajectory(
         FileNotFoundError: Not a finished run, or one that kept no epochs (saying how to).
         ValueError: Fewer than three kept epochs.
     """
-    import zoo.data
-    from zoo.train import compile_model, load_config
+    from zoo.train import compile_model
 
     run = Path(run)
-    kept = sorted((run / "epochs").glob("epoch-*.weights.h5"))
-    if not (run / "best.keras").is_file():
-        raise FileNotFoundError(f"{run}: not a finished run (no best.keras).")
+    model = zoo_runs.best_model(run)
+    kept = zoo_runs.kept_epochs(run)
     if not kept:
         raise FileNotFoundError(
             f"{run}: no epochs were kept; train with --keep-epochs (keep_epochs=True) to draw "
             "the trajectory."
         )
-    config = load_config(run)
-    saved = json.loads((run / "config.json").read_text())
-    model = keras.models.load_model(run / "best.keras", compile=False)
+    config = zoo_runs.read_config(run)
     epochs = []
     for file in kept:
         model.load_weights(file)
         epochs.append([v.numpy() for v in model.trainable_variables])
     directions, path, explained = principal_plane(epochs)
     compile_model(model, config)  # at the final epoch's weights, the origin
-    x, y = _images(zoo.data, config, saved, split, images, seed)
+    x, y = _images(config, split, images, seed)
     # One grid from -1 to 1 over directions scaled to cover the path with a margin.
     reach = np.maximum(np.abs(path).max(axis=0) * 1.25, 1e-12)
     scaled = [[d * r for d in ds] for ds, r in zip(directions, reach, strict=True)]

@@ -16,7 +16,6 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from tuning.tuner import _forget_custom_gradients
 from zoo import compat, files
 from zoo.train.callbacks import Backup
 
@@ -41,7 +40,7 @@ def test_custom_gradients_are_registered_and_forgotten():
         return x, lambda dy: dy
 
     before = set(registry)
-    with _forget_custom_gradients():
+    with compat.forgetting_custom_gradients():
         tf.function(identity).get_concrete_function(tf.TensorSpec([], tf.float32))
         added = set(registry) - before
     assert any(name.startswith("CustomGradient-") for name in added)  # the leak: one per trace
@@ -189,3 +188,24 @@ def test_keras_tuner_project_files_are_written_atomically(tmp_path, monkeypatch)
         utils.save_json(str(path), {"trials": 2})
     assert json.loads(path.read_text()) == {"trials": 1}  # the old file, whole
     assert [p.name for p in tmp_path.iterdir()] == ["oracle.json"]  # no temporary left
+
+
+def test_the_profilers_trace_format_is_readable():
+    space = compat.xplane_space()
+    assert space is not None and hasattr(space, "FromString")
+
+
+def test_the_slurm_resolver_and_its_task_parser_are_found():
+    slurm = compat.slurm_resolver()
+    assert slurm is not None
+    assert slurm.expand_tasks_per_node("2(x3),1") == [2, 2, 2, 1]
+
+
+def test_a_moved_slurm_resolver_is_refused_with_a_way_out(monkeypatch):
+    from zoo.train import trainer
+
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    monkeypatch.setattr(compat, "slurm_resolver", lambda: None)
+    with pytest.raises(RuntimeError, match="TF_CONFIG"):
+        trainer._slurm()
+

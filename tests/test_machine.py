@@ -80,7 +80,7 @@ def test_a_config_written_without_a_precision_reads_as_float32(tmp_path, monkeyp
 
 
 def test_a_study_keeps_the_precision_it_started_in(tmp_path, monkeypatch):
-    from zoo.study.runner import study_precision
+    from studies.runner import study_precision
 
     monkeypatch.setattr(machine, "auto_precision", lambda: "mixed_bfloat16")
     folder = tmp_path / "S1-cpu"
@@ -115,7 +115,7 @@ def test_a_search_continues_in_its_precision(tmp_path):
 
 def test_a_float32_run_keeps_the_folder_name_it_had_before_auto():
     from zoo.recipes import recipe
-    from zoo.train.trainer import _digest
+    from zoo.runs import digest as _digest
 
     # Digests that the code before `auto` gave these settings (float32 then the default), so
     # reruns of older float32 runs and studies find their folders.

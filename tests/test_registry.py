@@ -42,13 +42,15 @@ def test_describe(name):
     assert (info.input_shape, info.num_classes) == zoo.HOME_SHAPES[info.dataset]
     assert info.study in {"S0", "S1", "S2", "S3", "S4"}
     assert info.toggles and "input_shape" not in info.toggles
-    assert info.reported is None or 0 < info.reported < 1
     assert info.summary
 
 
-def test_describe_reports_the_studies_figures():
-    assert zoo.describe("improved_cnn").reported == pytest.approx(0.9261)
-    assert zoo.describe("mlp_mnist").reported == pytest.approx(0.9806)
+def test_describe_and_the_catalog_give_each_recipe_its_study_figure():
+    from zoo.study.catalog import reported
+
+    assert reported("improved_cnn") == ("S1", pytest.approx(0.9261))
+    assert reported("mlp_mnist") == ("S2", pytest.approx(0.9806))
+    assert reported("tiny_baseline") == ("S3", pytest.approx(0.2271))
     assert zoo.describe("tiny_baseline").dataset == "tiny_imagenet"
     assert zoo.describe("vgg_a").toggles["bn"] is False
 

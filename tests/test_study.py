@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from studies import estimate_seconds, layout
+from studies.runner import _cells, landscape_figures, within_spread
 from zoo import files
-from zoo.study import STUDIES, config, estimate_seconds, get_study, layout
+from zoo.study import STUDIES, config, get_study
 from zoo.study.__main__ import main
-from zoo.study.runner import _cells, landscape_figures, within_spread
 
 
 @pytest.mark.slow
@@ -131,6 +132,14 @@ def test_a_study_end_to_end_killed_midway_and_continued(data_dir, tmp_path, monk
     gamma = pd.read_csv(report / "search-mlp_mnist_gamma.csv", index_col=0)
     assert list(gamma.index) == ["gamma 1", "gamma 0.5", "gamma 0.1", "gamma 0.05"]
     assert "search mlp_mnist_gamma: 2 of 4 points" in text
+    # Rerunning one run keeps the others' cells and both searches in the report.
+    before = table
+    assert main([*common, "--only", "LeNet"]) == 0
+    table = pd.read_csv(report / "s2.csv", index_col=0)
+    assert (table.fillna("") == before.fillna("")).all().all()
+    assert not table.apply(lambda c: c.astype(str).str.contains("not run")).any().any()
+    text = (report / "README.md").read_text()
+    assert "search mlp_mnist: 2 of 27" in text and "search mlp_mnist_gamma: 2 of 4" in text
 
 
 def test_study_misuse_is_one_line(capsys):
@@ -196,10 +205,13 @@ def test_the_catalog_is_the_one_source_of_the_studies_figures():
         "S0", 0.692)  # fmt: skip
     reported = sum(r.reported is not None for s in STUDIES.values() for r in s.runs)
     assert len(figures) == reported  # no two configurations share a label
-    # The registry's figure for a builder's defaults is the catalog's for the same run.
-    for (model, label), (study, accuracy) in figures.items():
-        if label == "baseline":
-            assert (zoo.describe(model).study, zoo.describe(model).reported) == (study, accuracy)
+    # A recipe's figure (`python -m zoo list`) is the catalog's run at the recipe's settings.
+    from zoo.study.catalog import reported as recipe_figure
+
+    assert recipe_figure("basic_cnn") == ("S1", 0.8291)
+    assert recipe_figure("deeper_convnet") == ("S0", 0.692)  # its recipe is S0's final model
+    assert recipe_figure("three_layer_convnet") is None
+    assert not hasattr(zoo.describe("lenet"), "reported")  # the registry keeps no copy
 
 
 @pytest.mark.parametrize("budget", ["smoke", "cpu", "full"])

@@ -22,10 +22,11 @@ import pandas as pd
 import pytest
 
 import zoo
-from zoo.recipes import RECIPES, RunConfig, migrate, recipe
+from zoo.recipes import RECIPES, RunConfig, recipe
+from zoo.runs import digest as _digest
+from zoo.runs import migrate
 from zoo.train import (
     Run,
-    _digest,
     forward_flops,
     load_config,
     make_optimizer,
@@ -243,6 +244,30 @@ def test_the_same_settings_reuse_a_finished_run_and_never_clobber_a_held_one(dat
         second = train(other, tmp_path, verbose=0)
     assert second.path.name == f"{held.name}-2"
     assert Run.read(first.path).metrics == first.metrics
+
+
+def test_the_same_run_whichever_way_its_data_is_given(data_dir, tmp_path, monkeypatch):
+    """Where the data is read from and logging are not a run's identity (`zoo.runs`)."""
+    first = train(_tiny(data_dir, epochs=1), tmp_path, verbose=0)
+    monkeypatch.setenv("ZOO_DATA_DIR", str(data_dir))
+    for config in (
+        _tiny(data_dir, epochs=1, data_dir=None),  # the data from $ZOO_DATA_DIR
+        _tiny(data_dir, epochs=1, data_dir=str(data_dir) + "/"),
+        _tiny(data_dir, epochs=1, tensorboard=True),
+    ):
+        again = train(config, tmp_path, verbose=0)
+        assert again.path == first.path and not again.trained
+    assert _tiny(data_dir, epochs=1, data_dir=None) == _tiny(data_dir, epochs=1)
+    assert _digest(_tiny(data_dir, data_dir=None)) == _digest(_tiny(data_dir))
+    # A folder named under the older rule (the data folder in its digest) is found by its
+    # settings, whichever way the data is given now, and not trained again.
+    old = first.path.with_name(f"mlp_mnist-mnist-{'0' * 8}")
+    first.path.rename(old)
+    for config in (_tiny(data_dir, epochs=1, data_dir=None), _tiny(data_dir, epochs=1)):
+        again = train(config, tmp_path, verbose=0)
+        assert again.path == old and not again.trained
+    # What is trained is identity: another seed is another run.
+    assert train(_tiny(data_dir, epochs=1, seed=1), tmp_path, verbose=0).path != old
 
 
 def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -570,7 +595,6 @@ def test_the_same_command_resumes_an_unfinished_format1_run(data_dir, tmp_path, 
 
 
 def test_a_format1_inception_keeps_its_single_stem_conv():
-    from zoo.recipes import migrate
 
     old = {"config": {"model": "inception_v1", "model_kwargs": {"residual": True}}}
     assert migrate(old)["config"]["model_kwargs"] == {"residual": True, "stem": (192,)}

@@ -15,13 +15,11 @@ TensorBoard HParams logs (`tensorboard --logdir PROJECT/tensorboard`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import multiprocessing
 import os
 import resource
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,9 +32,11 @@ import zoo.data
 from tuning import OBJECTIVES, TUNERS  # noqa: F401  (defined there: the CLI parses with them)
 from tuning.spaces import get_space, hyperparameters
 from zoo import compat
+from zoo import runs as zoo_runs
 from zoo.files import write_csv, write_json
 from zoo.recipes import RunConfig, recipe
-from zoo.train import Run, compile_model, load_config, train
+from zoo.runs import Run
+from zoo.train import compile_model, train
 
 compat.keras_tuner_writes_atomically()
 
@@ -130,7 +130,9 @@ class ZooTuner(kt.Tuner):
 
     def load_model(self, trial: kt.engine.trial.Trial) -> keras.Model:
         """The best weights of the trial's first run (its best.keras)."""
-        return keras.models.load_model(_runs(Path(self.get_trial_dir(trial.trial_id)))[0])
+        return keras.models.load_model(
+            zoo_runs.finished_in(self.get_trial_dir(trial.trial_id))[0] / zoo_runs.BEST
+        )
 
     def save_model(self, trial_id: str, model: keras.Model, step: int = 0) -> None:
         """Nothing to do: every run keeps its own best.keras."""
@@ -139,7 +141,7 @@ class ZooTuner(kt.Tuner):
 def _train(config: RunConfig, folder: Path, isolate: bool = False) -> Run:
     if not isolate:
         keras.utils.clear_session(free_memory=True)
-        with _forget_custom_gradients():
+        with compat.forgetting_custom_gradients():
             return train(config, folder, verbose=0)
     process = multiprocessing.get_context("spawn").Process(
         target=train, args=(config, folder), kwargs={"verbose": 0}
@@ -148,38 +150,10 @@ def _train(config: RunConfig, folder: Path, isolate: bool = False) -> Run:
     process.join()
     if process.exitcode:
         raise RuntimeError(f"{folder}: the trial's process exited with status {process.exitcode}.")
-    for path in _runs(folder):
-        if load_config(path.parent) == config:
-            return Run.read(path.parent)
+    path = zoo_runs.find(config, folder)
+    if path is not None:
+        return Run.read(path)
     raise RuntimeError(f"{folder}: the trial's process finished without a run folder.")
-
-
-@contextlib.contextmanager
-def _forget_custom_gradients() -> Iterator[None]:
-    """Drops the gradient registrations a trial made once it is over.
-
-    TensorFlow's graph-mode `tf.custom_gradient` (tf.distribute's all_reduce uses it in every
-    Keras train step) registers each traced gradient in a global registry and never removes
-    it, and the registration pins the whole traced graph: about 10 MB per trial, the growth
-    that makes long in-process searches run out of memory. A finished trial's graphs are never
-    traced again, so its registrations can go. If TensorFlow's private registry moves, this
-    does nothing (`zoo.compat.custom_gradient_registry`).
-    """
-    registry = compat.custom_gradient_registry()
-    before = set(registry) if registry is not None else set()
-    try:
-        yield
-    finally:
-        if registry is not None:
-            for name in set(registry) - before:
-                if name.startswith("CustomGradient-"):
-                    del registry[name]
-
-
-def _runs(folder: Path) -> list[Path]:
-    """The best.keras files of the finished runs in a trial folder, oldest first."""
-    found = [p.parent for p in folder.glob("*/metrics.json")]
-    return [p / "best.keras" for p in sorted(found, key=lambda p: p.stat().st_mtime)]
 
 
 def _metrics(run: Run) -> dict[str, float]:
@@ -475,16 +449,15 @@ def trials(project: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"{project}: no trials (no trial_*/trial.json).")
     rows = []
     for file in files:
-        saved = json.loads(file.read_text())
-        row: dict[str, Any] = {"trial_id": saved["trial_id"], "status": saved["status"]}
-        row.update(saved["hyperparameters"]["values"])
-        row["score"] = saved.get("score")
-        observed = saved.get("metrics", {}).get("metrics", {})
+        trial = kt.engine.trial.Trial.load(str(file))
+        row: dict[str, Any] = {"trial_id": trial.trial_id, "status": trial.status}
+        row.update(trial.hyperparameters.values)
+        row["score"] = trial.score
         for name in _METRICS:
-            history = observed.get(name, {}).get("observations", [])
-            row[name] = history[-1]["value"][0] if history else None
+            exists = trial.metrics.exists(name)
+            row[name] = trial.metrics.get_last_value(name) if exists else None
         row["runs"] = ";".join(
-            str(p.parent.relative_to(project)) for p in sorted(file.parent.glob("*/config.json"))
+            str(p.relative_to(project)) for p in zoo_runs.folders_in(file.parent)
         )
         rows.append(row)
     return pd.DataFrame(rows)
@@ -499,8 +472,8 @@ def _best(
     row = done.loc[
         done["score"].idxmax() if OBJECTIVES[objective] == "max" else done["score"].idxmin()
     ]
-    saved = json.loads((project / f"trial_{row['trial_id']}" / "trial.json").read_text())
-    values = saved["hyperparameters"]["values"]
+    trial = kt.engine.trial.Trial.load(str(project / f"trial_{row['trial_id']}" / "trial.json"))
+    values = trial.hyperparameters.values
     return {
         "trial_id": row["trial_id"],
         "objective": objective,

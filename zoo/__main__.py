@@ -23,9 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     import zoo
+    from zoo import registry
 
+    if args.command == "describe":
+        try:  # before TensorFlow loads
+            registry.check_model(args.name)
+        except ValueError as err:
+            parser.exit(2, f"python -m zoo: {err}\n")
     zoo.load()
     from zoo.registry import build, describe, list_models
+    from zoo.study.catalog import reported
 
     try:
         if args.command == "list":
@@ -34,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.exit(2, f"python -m zoo: no model matches {args.pattern!r}.\n")
             for name in names:
                 info = describe(name)
-                figure = f"{info.reported:.2%}" if info.reported is not None else "-"
+                figure = f"{found[1]:.2%}" if (found := reported(name)) else "-"
                 print(f"{name:<22} {info.dataset:<14} {info.study:<3} {figure:>7}  {info.summary}")
         else:
             info = describe(args.name)

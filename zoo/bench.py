@@ -237,7 +237,8 @@ def profile(
     returns the `top` op types by their share of op time on the host.
     """
     import tensorflow as tf
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    from zoo import compat
 
     model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)  # warm
     tf.profiler.experimental.start(folder)
@@ -247,7 +248,13 @@ def profile(
     if not traces:
         raise OSError(f"The profiler wrote no trace (*.xplane.pb) under {folder}.")
     trace = traces[-1]  # the newest, when the folder already held some
-    space = xplane_pb2.XSpace.FromString(trace.read_bytes())
+    reader = compat.xplane_space()
+    if reader is None:
+        raise OSError(
+            f"This TensorFlow moved its trace format's reader; open {trace} with TensorBoard's "
+            "profile plugin instead."
+        )
+    space = reader.FromString(trace.read_bytes())
     spent: dict[str, float] = {}
     for plane in space.planes:
         names = {key: meta.name for key, meta in plane.event_metadata.items()}
@@ -528,7 +535,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     import zoo
+    from zoo import registry
 
+    try:  # before TensorFlow loads
+        registry.check_model(args.model)
+    except ValueError as err:
+        parser.exit(2, f"{parser.prog}: {err}\n")
     zoo.load()
     from zoo.cli import parse_set
     from zoo.recipes import recipe

@@ -8,7 +8,8 @@ shows up as a red test rather than a silent slowdown or leak.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -189,3 +190,82 @@ def keras_tuner_writes_atomically() -> bool:
     save_json.atomic = True  # type: ignore[attr-defined]
     utils.save_json = save_json
     return True
+
+
+def xplane_space() -> type | None:
+    """The protobuf class of a profiler trace (`*.xplane.pb`), or None if it moved.
+
+    Reads `tensorflow.tsl.profiler.protobuf.xplane_pb2.XSpace`: TensorFlow's profiler writes
+    its traces in this format and offers no public reader but TensorBoard's plugin.
+    `zoo.bench --profile` ranks op types from it. Fallback: None, and the profile is refused
+    with a message naming the trace, which TensorBoard's profile plugin still opens.
+    """
+    try:
+        from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    except ImportError:
+        return None
+    return getattr(xplane_pb2, "XSpace", None)
+
+
+def slurm_resolver() -> Any | None:
+    """TensorFlow's Slurm cluster resolver module, or None if it moved.
+
+    Reads `tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver`, for its
+    `SlurmClusterResolver` and `expand_tasks_per_node`: the public namespace exports the class
+    but not the parser of Slurm's task lists. Fallback: None, and a Slurm job of several tasks
+    is refused with a message asking for TF_CONFIG instead.
+    """
+    try:
+        from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver
+    except ImportError:
+        return None
+    needed = ("SlurmClusterResolver", "expand_tasks_per_node")
+    return (
+        slurm_cluster_resolver if all(hasattr(slurm_cluster_resolver, n) for n in needed) else None
+    )
+
+
+def multiworker_strategy(**kwargs: Any) -> Any:
+    """TensorFlow's multi-worker strategy, with the `reduce` that Keras 3's `fit` expects.
+
+    Keras reduces a whole `(images, labels)` batch at once to build the model, which the
+    strategy refuses across workers ("Attempt to convert a value (PerReplica...)",
+    keras-team/keras#20585), and reduces scalar logs along an axis 0 they do not have.
+    Reducing each tensor on its own, over replicas only where it is a scalar, is what both
+    mean. The override calls the strategy's own `reduce` and `experimental_local_results`,
+    both public; what is private is Keras's reliance on them. Fallback: none needed while
+    `reduce` keeps its signature; tests/test_multiworker.py trains through it.
+    """
+    import tensorflow as tf
+
+    class _MultiWorker(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op: Any, value: Any, axis: int | None) -> Any:  # noqa: D102
+            def one(v: Any) -> tf.Tensor:
+                rank = self.experimental_local_results(v)[0].shape.rank
+                return super(_MultiWorker, self).reduce(reduce_op, v, axis if rank else None)
+
+            return tf.nest.map_structure(one, value)
+
+    return _MultiWorker(**kwargs)
+
+
+@contextlib.contextmanager
+def forgetting_custom_gradients() -> Iterator[None]:
+    """Drops the gradient registrations made inside the block once it is over.
+
+    TensorFlow's graph-mode `tf.custom_gradient` (tf.distribute's all_reduce uses it in every
+    Keras train step) registers each traced gradient in a global registry and never removes
+    it, and the registration pins the whole traced graph: about 10 MB per trial, the growth
+    that makes long in-process searches run out of memory. A finished trial's graphs are never
+    traced again, so its registrations can go. If the registry moved
+    (`custom_gradient_registry` is None), this does nothing.
+    """
+    registry = custom_gradient_registry()
+    before = set(registry) if registry is not None else set()
+    try:
+        yield
+    finally:
+        if registry is not None:
+            for name in set(registry) - before:
+                if name.startswith("CustomGradient-"):
+                    del registry[name]

@@ -7,6 +7,7 @@ cfg = dataclasses.replace(cfg, epochs=5)        # derived, never copied
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass, field, replace
@@ -21,8 +22,6 @@ Strategy = Literal["default", "mirrored", "multiworker"]
 
 # The momentum an optimizer runs with where `RunConfig.momentum` is None.
 DEFAULT_MOMENTUM = {"momentum": 0.9, "rmsprop": 0.0}
-# The format of config.json that `zoo.train` writes; `migrate` reads every earlier one.
-CONFIG_FORMAT = 2
 
 
 # Settings with a range, checked before any time is spent: (name, low, high, low excluded).
@@ -97,12 +96,17 @@ class RunConfig:
             None for a run of its own. Recorded so a scaled figure is never taken for a full one.
         model_kwargs: Builder toggles, checked against the builder's signature.
         stream: Read the images from disk, not memory (see `zoo.data.load`); None: when they
-            would not fit. Not part of the run's identity: the batches are the same.
+            would not fit.
+
+    `data_dir`, `stream` and `tensorboard` say where the data is read from and what is
+    logged, not what is trained: they are not part of the run's identity (`zoo.runs`), so
+    configs differing only in them are equal and name the same run folder.
     """
 
     model: str
     dataset: str | None = None
-    data_dir: str | None = None
+    # Where the data is read from, not what is trained: the same run either way (`zoo.runs`).
+    data_dir: str | None = field(default=None, compare=False)
     epochs: int = 30
     batch_size: int = 128
     optimizer: Optimizer = "adam"
@@ -129,7 +133,7 @@ class RunConfig:
     jit: bool = False
     steps_per_execution: int = 0
     strategy: Strategy = "default"
-    tensorboard: bool = False
+    tensorboard: bool = field(default=False, compare=False)  # logging, not identity
     evaluate_test: bool = True
     keep_epochs: bool = False
     budget: str | None = None
@@ -146,20 +150,7 @@ class RunConfig:
             object.__setattr__(self, "milestones", tuple(self.milestones))
         if self.momentum is not None and self.momentum == DEFAULT_MOMENTUM.get(self.optimizer):
             object.__setattr__(self, "momentum", None)
-        hints = typing.get_type_hints(RunConfig)
-        for f in dataclasses.fields(self):
-            if f.name != "model_kwargs":
-                registry.check_type("run", f.name, getattr(self, f.name), hints[f.name])
-        for name, low, high, low_open in _RANGES:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            inside = math.isfinite(value) and (value > low if low_open else value >= low)
-            if not (inside and (high is None or value < high)):
-                bound = f"{'>' if low_open else '>='} {low:g}" + (
-                    f" and < {high:g}" if high is not None else ""
-                )
-                raise ValueError(f"{name} must be a number {bound}, got {value!r}.")
+        check_settings({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         if self.precision == "auto":
             object.__setattr__(self, "precision", machine.auto_precision())
         if self.steps_per_execution < 0:
@@ -180,42 +171,84 @@ class RunConfig:
         return self.dataset or registry.describe(self.model).dataset
 
 
+def check_settings(settings: dict[str, Any]) -> None:
+    """Checks run settings' types and ranges (not the model's toggles), without the registry's
+    models, so a command refuses a bad value before TensorFlow loads.
+
+    Raises:
+        TypeError: An unknown setting, or a value of the wrong type.
+        ValueError: A value out of its range or choices.
+    """
+    hints = typing.get_type_hints(RunConfig)
+    unknown = sorted(set(settings) - set(hints))
+    if unknown:
+        raise TypeError(
+            f"Unknown run setting(s) {', '.join(map(repr, unknown))}. Valid settings: "
+            f"{', '.join(f.name for f in dataclasses.fields(RunConfig))}."
+        )
+    for name, value in settings.items():
+        if name != "model_kwargs":
+            registry.check_type("run", name, value, hints[name])
+    for name, low, high, low_open in _RANGES:
+        value = settings.get(name)
+        if value is None:
+            continue
+        inside = math.isfinite(value) and (value > low if low_open else value >= low)
+        if not (inside and (high is None or value < high)):
+            bound = f"{'>' if low_open else '>='} {low:g}" + (
+                f" and < {high:g}" if high is not None else ""
+            )
+            raise ValueError(f"{name} must be a number {bound}, got {value!r}.")
+
+
 _S1 = dict(optimizer="adamw", lr=1e-3, decoupled_decay=5e-4, early_stopping=6, epochs=60)
 
-RECIPES: dict[str, RunConfig] = {
-    # S2: SGD momentum lr 0.1, StepLR(2, 0.1), batch 32, 5 epochs, pixels in [0, 1]: 98.06 %.
-    # Its L2 of 1e-3 gave 97.91 % here; 1e-4, also in S2's grid, gives 98.25 %.
-    "mlp_mnist": RunConfig(
-        "mlp_mnist", optimizer="momentum", lr=0.1, schedule="step", step_size=2, gamma=0.1,
-        batch_size=32, epochs=5, augment=False, normalize=False,
-        model_kwargs=dict(weight_decay=1e-4),
-    ),
-    # S2's CNN: momentum lr 0.01, StepLR(5, 0.1), batch 32, 5 epochs: 98.36 %.
-    "lenet": RunConfig(
-        "lenet", optimizer="momentum", lr=0.01, schedule="step", step_size=5, gamma=0.1,
-        batch_size=32, epochs=5, augment=False, normalize=False,
-    ),
-    # CS231n's solver: Adam 1e-3, batch 100, 49,000 / 1,000 train / val, no augmentation.
-    "three_layer_convnet": RunConfig(
-        "three_layer_convnet", lr=1e-3, batch_size=100, epochs=10, augment=False, val_split=0.02,
-    ),
-    # S0's final model: Adam 5e-4, batch 100, halving every 5 epochs, patience 5, 69.2 %.
-    "deeper_convnet": RunConfig(
-        "deeper_convnet", lr=5e-4, batch_size=100, epochs=30, schedule="halving", step_size=5,
-        early_stopping=5, augment=False, val_split=0.02,
-        model_kwargs=dict(hidden=256, init_std=1e-2, weight_decay=5e-4, bn=True),
-    ),
-    # S1: AdamW 1e-3, decoupled weight decay 5e-4, crop + flip, patience 6.
-    "basic_cnn": RunConfig("basic_cnn", **_S1),
-    "improved_cnn": RunConfig("improved_cnn", label_smoothing=0.1, **_S1),
-    "resnet_cnn": RunConfig("resnet_cnn", **_S1),
-    # S1 / S4: Adam 1e-3, about 100 epochs (VGG-A-BN early-stopped at 45).
-    "vgg_a": RunConfig("vgg_a", lr=1e-3, epochs=100, early_stopping=10),
-    # S4: Adam 1e-4, 200 epochs.
-    "inception_v1": RunConfig("inception_v1", lr=1e-4, epochs=200, early_stopping=20),
-    # S3: batch 64; its "decay" toggle is schedule="plateau".
-    "tiny_baseline": RunConfig("tiny_baseline", batch_size=64, epochs=100, early_stopping=10),
-}  # fmt: skip
+
+@functools.cache
+def _recipes() -> dict[str, RunConfig]:
+    # Made on first use: a RunConfig checks its toggles against the registry's builders,
+    # which load TensorFlow; a command checks its flags before that.
+    return {
+        # S2: SGD momentum lr 0.1, StepLR(2, 0.1), batch 32, 5 epochs, pixels in [0, 1]: 98.06 %.
+        # Its L2 of 1e-3 gave 97.91 % here; 1e-4, also in S2's grid, gives 98.25 %.
+        "mlp_mnist": RunConfig(
+            "mlp_mnist", optimizer="momentum", lr=0.1, schedule="step", step_size=2, gamma=0.1,
+            batch_size=32, epochs=5, augment=False, normalize=False,
+            model_kwargs=dict(weight_decay=1e-4),
+        ),
+        # S2's CNN: momentum lr 0.01, StepLR(5, 0.1), batch 32, 5 epochs: 98.36 %.
+        "lenet": RunConfig(
+            "lenet", optimizer="momentum", lr=0.01, schedule="step", step_size=5, gamma=0.1,
+            batch_size=32, epochs=5, augment=False, normalize=False,
+        ),
+        # CS231n's solver: Adam 1e-3, batch 100, 49,000 / 1,000 train / val, no augmentation.
+        "three_layer_convnet": RunConfig(
+            "three_layer_convnet", lr=1e-3, batch_size=100, epochs=10, augment=False,
+            val_split=0.02,
+        ),
+        # S0's final model: Adam 5e-4, batch 100, halving every 5 epochs, patience 5, 69.2 %.
+        "deeper_convnet": RunConfig(
+            "deeper_convnet", lr=5e-4, batch_size=100, epochs=30, schedule="halving", step_size=5,
+            early_stopping=5, augment=False, val_split=0.02,
+            model_kwargs=dict(hidden=256, init_std=1e-2, weight_decay=5e-4, bn=True),
+        ),
+        # S1: AdamW 1e-3, decoupled weight decay 5e-4, crop + flip, patience 6.
+        "basic_cnn": RunConfig("basic_cnn", **_S1),
+        "improved_cnn": RunConfig("improved_cnn", label_smoothing=0.1, **_S1),
+        "resnet_cnn": RunConfig("resnet_cnn", **_S1),
+        # S1 / S4: Adam 1e-3, about 100 epochs (VGG-A-BN early-stopped at 45).
+        "vgg_a": RunConfig("vgg_a", lr=1e-3, epochs=100, early_stopping=10),
+        # S4: Adam 1e-4, 200 epochs.
+        "inception_v1": RunConfig("inception_v1", lr=1e-4, epochs=200, early_stopping=20),
+        # S3: batch 64; its "decay" toggle is schedule="plateau".
+        "tiny_baseline": RunConfig("tiny_baseline", batch_size=64, epochs=100, early_stopping=10),
+    }  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RECIPES":  # every model's study recipe, by model name
+        return _recipes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def recipe(model: str, **overrides: Any) -> RunConfig:
@@ -228,7 +261,7 @@ def recipe(model: str, **overrides: Any) -> RunConfig:
         TypeError: Unknown setting or a value of the wrong type.
     """
     registry.describe(model)  # unknown names fail here with the valid list
-    base = RECIPES.get(model) or RunConfig(model)
+    base = _recipes().get(model) or RunConfig(model)
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(RunConfig)})
     if unknown:
         raise TypeError(
@@ -236,49 +269,6 @@ def recipe(model: str, **overrides: Any) -> RunConfig:
             f"{', '.join(f.name for f in dataclasses.fields(RunConfig))}."
         )
     return replace(base, **overrides)
-
-
-def migrate(saved: dict[str, Any]) -> dict[str, Any]:
-    """A run folder's config.json record brought to today's format (`CONFIG_FORMAT`).
-
-    Format 1 (no "format" key) named the optimizer's decoupled decay `weight_decay`, and stored
-    momentum 0.9 by default, which `rmsprop` ignored: it always ran without momentum. Its
-    `inception_v1` had one stem conv of `stem_filters` (192), today's `stem=(192,)`. Every
-    reader of config.json goes through here, so old run folders keep loading, and a migrated
-    config equals the one today's recipe and flags give for the same command.
-
-    Args:
-        saved: The parsed config.json (left unchanged).
-
-    Returns:
-        A copy with `"format": CONFIG_FORMAT` and its "config" in today's names.
-
-    Raises:
-        ValueError: A format this version of zoo does not know.
-    """
-    version = saved.get("format", 1)
-    if not isinstance(version, int) or not 1 <= version <= CONFIG_FORMAT:
-        raise ValueError(
-            f"config.json format {version!r} is not one this zoo reads (1 to {CONFIG_FORMAT})."
-        )
-    saved = dict(saved)
-    # Every format wrote its precision; a config without one predates the `auto` default.
-    saved["config"] = {"precision": "float32", **saved["config"]}
-    if version == 1:
-        config = dict(saved["config"])
-        config["decoupled_decay"] = config.pop("weight_decay", 0.0)
-        momentum = config.get("momentum", 0.9)
-        if config.get("optimizer") == "rmsprop":
-            config["momentum"] = None if momentum == 0.9 else 0.0  # it ran without momentum
-        elif momentum == 0.9:
-            config["momentum"] = None  # the old default
-        if config.get("model") == "inception_v1":  # format 1 had one stem conv, of 192
-            toggles = dict(config.get("model_kwargs") or {})
-            toggles["stem"] = (toggles.pop("stem_filters", 192),)
-            config["model_kwargs"] = toggles
-        saved["config"] = config
-    saved["format"] = CONFIG_FORMAT
-    return saved
 
 
 def list_recipes() -> dict[str, RunConfig]:

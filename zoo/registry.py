@@ -7,22 +7,27 @@ onto ours, rejects unknown toggles with the valid ones listed, and type-checks e
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import fnmatch
+import functools
 import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Union
 
-import keras
+from zoo.data.specs import DATASETS, HOME_DATASETS
+
+if TYPE_CHECKING:
+    import keras
 
 # Home datasets: input shape (H, W, C) and number of classes a builder gets when none is given.
 HOME_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
-    "mnist": ((28, 28, 1), 10),
-    "cifar10": ((32, 32, 3), 10),
-    "tiny_imagenet": ((64, 64, 3), 200),
+    name: (DATASETS[name].shape, DATASETS[name].classes) for name in HOME_DATASETS
 }
 
 _RESERVED = ("input_shape", "num_classes")
@@ -39,8 +44,6 @@ class ModelInfo:
         input_shape: Default input shape `(H, W, C)`.
         num_classes: Default number of classes.
         study: Study whose configuration the defaults reproduce (`S0` to `S4`).
-        reported: Test accuracy the study reported for that configuration, if it reported one.
-        reference: What `reported` refers to, in a few words.
         toggles: Every toggle with its default value.
         aliases: The study's own argument names accepted in place of ours (`alias -> toggle`).
         summary: First line of the builder's docstring.
@@ -52,8 +55,6 @@ class ModelInfo:
     input_shape: tuple[int, int, int]
     num_classes: int
     study: str
-    reported: float | None
-    reference: str
     toggles: dict[str, Any]
     aliases: dict[str, str]
     summary: str
@@ -64,8 +65,6 @@ class _Entry:
     fn: Callable[..., keras.Model]
     dataset: str
     study: str
-    reported: float | None
-    reference: str
     aliases: Mapping[str, str]
     translate: Callable[[dict[str, Any]], dict[str, Any]] | None
 
@@ -77,8 +76,6 @@ def register(
     *,
     dataset: str,
     study: str,
-    reported: float | None = None,
-    reference: str = "",
     aliases: Mapping[str, str] | None = None,
     translate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
@@ -87,8 +84,6 @@ def register(
     Args:
         dataset: Home dataset, a key of `HOME_SHAPES`.
         study: Study whose configuration the builder's defaults reproduce.
-        reported: The study's reported test accuracy for the default configuration (0 to 1).
-        reference: What `reported` refers to.
         aliases: The study's argument names mapped to the builder's toggle names.
         translate: Maps study arguments that are not plain renames onto toggles; runs first.
 
@@ -103,9 +98,7 @@ def register(
     def decorator(fn: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
         if fn.__name__ in _REGISTRY:
             raise ValueError(f"Model {fn.__name__!r} is already registered.")
-        _REGISTRY[fn.__name__] = _Entry(
-            fn, dataset, study, reported, reference, dict(aliases or {}), translate
-        )
+        _REGISTRY[fn.__name__] = _Entry(fn, dataset, study, dict(aliases or {}), translate)
         return fn
 
     return decorator
@@ -135,12 +128,38 @@ def _builders() -> dict[str, _Entry]:
 def _entry(name: str) -> _Entry:
     if name in _builders():
         return _REGISTRY[name]
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+    raise _unknown(name, sorted(_REGISTRY))
+
+
+def _unknown(name: str, valid: list[str]) -> ValueError:
+    close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(
+    return ValueError(
         f"Unknown model {name!r}.{hint} "
-        f"Valid models: {', '.join(list_models())} (zoo.list_models() lists them)."
+        f"Valid models: {', '.join(valid)} (zoo.list_models() lists them)."
     )
+
+
+@functools.cache
+def declared_models() -> tuple[str, ...]:
+    """The builders the families register, read from their source without importing them
+    (and so Keras and TensorFlow): how a command refuses an unknown model at once."""
+    names = []
+    for path in sorted((Path(__file__).parent / "models").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and any(
+                isinstance(d, ast.Call) and getattr(d.func, "id", None) == "register"
+                for d in node.decorator_list
+            ):
+                names.append(node.name)
+    return tuple(sorted(names))
+
+
+def check_model(name: str) -> None:
+    """Raises the registry's ValueError for an unknown model, before TensorFlow loads."""
+    valid = sorted(_REGISTRY) if "zoo.models" in sys.modules else list(declared_models())
+    if name not in valid:
+        raise _unknown(name, valid)
 
 
 def _toggle_params(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
@@ -170,8 +189,6 @@ def describe(name: str) -> ModelInfo:
         input_shape=shape,
         num_classes=classes,
         study=entry.study,
-        reported=entry.reported,
-        reference=entry.reference,
         toggles={k: p.default for k, p in _toggle_params(entry.fn).items()},
         aliases=dict(entry.aliases),
         summary=doc.splitlines()[0] if doc else "",
@@ -214,6 +231,8 @@ def build(
         if str(err).startswith(f"{name}:"):
             raise
         raise ValueError(f"{name} with input_shape={input_shape}: {err}") from err
+    import keras
+
     if model.outputs[0].dtype != "float32":
         # Under a mixed policy the logits are cast to float32, as Keras's mixed-precision guide
         # advises: float16 logits can overflow, and the softmax and loss lose precision.

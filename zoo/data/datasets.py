@@ -21,80 +21,10 @@ import tensorflow as tf
 from zoo import files
 from zoo.data import formats
 from zoo.data.formats import Arrays, DataError
-from zoo.data.pipeline import Augment, channel_stats, make_dataset, split_stratified, subset_indices
+from zoo.data.pipeline import channel_stats, make_dataset, split_stratified, subset_indices
+from zoo.data.specs import DATASETS, Augment, DatasetSpec
 
 __all__ = ["DATASETS", "Augment", "DataError", "DatasetInfo", "list_datasets", "load", "read"]
-
-_FASHION = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
-
-
-@dataclasses.dataclass(frozen=True)
-class _Spec:
-    folders: tuple[str, ...]  # usual folder names; archives start with one of them
-    formats: tuple[str, ...]  # readers tried, in order
-    shape: tuple[int, int, int]
-    tfds: str | None
-    val_split: float  # the studies' choice
-    augment: Augment
-    get: str  # how a user gets the files
-    class_names: tuple[str, ...] = ()
-
-
-_MNIST_AUG = Augment(rotate_degrees=10.0, shift_fraction=0.1, p=0.5)  # S2
-_CIFAR_AUG = Augment(crop_padding=4, flip=True)  # S1
-
-DATASETS: dict[str, _Spec] = {
-    "mnist": _Spec(
-        ("mnist", "MNIST"),
-        ("idx", "image_folder"),
-        (28, 28, 1),
-        "mnist",
-        1 / 6,  # S2's 5:1 train/valid
-        _MNIST_AUG,
-        "the four IDX files (train-images-idx3-ubyte.gz, ...) from the MNIST page",
-        tuple(str(i) for i in range(10)),
-    ),
-    "fashion_mnist": _Spec(
-        ("fashion_mnist", "fashion-mnist", "FashionMNIST"),
-        ("idx", "image_folder"),
-        (28, 28, 1),
-        "fashion_mnist",
-        1 / 6,
-        _MNIST_AUG,
-        "the four IDX files from github.com/zalandoresearch/fashion-mnist",
-        _FASHION,
-    ),
-    "cifar10": _Spec(
-        ("cifar-10-batches-py", "cifar10", "cifar-10", "cifar-10-python"),
-        ("cifar_pickle", "image_folder"),
-        (32, 32, 3),
-        "cifar10",
-        0.1,
-        _CIFAR_AUG,
-        "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html",
-    ),
-    "cifar100": _Spec(
-        ("cifar-100-python", "cifar100", "cifar-100"),
-        ("cifar_pickle", "image_folder"),
-        (32, 32, 3),
-        "cifar100",
-        0.1,
-        _CIFAR_AUG,
-        "cifar-100-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html",
-    ),
-    "tiny_imagenet": _Spec(
-        ("tiny-imagenet-200", "tiny_imagenet", "tiny-imagenet"),
-        ("tiny_imagenet", "image_folder"),
-        (64, 64, 3),
-        None,
-        0.1,
-        Augment(crop_padding=8, flip=True),
-        "tiny-imagenet-200.zip from http://cs231n.stanford.edu/tiny-imagenet-200.zip",
-    ),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,7 +270,7 @@ class _Want:
         return self.stream if self.stream is not None else nbytes > self.budget
 
 
-def _spec(name: str) -> _Spec:
+def _spec(name: str) -> DatasetSpec:
     if name in DATASETS:
         return DATASETS[name]
     close = difflib.get_close_matches(name, list_datasets(), n=2)
@@ -350,7 +280,7 @@ def _spec(name: str) -> _Spec:
     )
 
 
-def _expected(spec: _Spec) -> str:
+def _expected(spec: DatasetSpec) -> str:
     suffixes = "|".join(formats.ARCHIVE_SUFFIXES)
     return f"no {'/, '.join(spec.folders)}/ folder and no archive {spec.folders[0]}*{suffixes}"
 
@@ -359,7 +289,7 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("ZOO_CACHE_DIR", "~/.cache/zoo")).expanduser()
 
 
-def _search(name: str, spec: _Spec, root: Path, label: str, want: _Want) -> Arrays | None:
+def _search(name: str, spec: DatasetSpec, root: Path, label: str, want: _Want) -> Arrays | None:
     """Reads the dataset from `root`: its own folder, a named child, or a named archive."""
     if not root.exists():
         raise DataError(f"{label} {root}: data folder does not exist.")
@@ -388,7 +318,7 @@ def _named(filename: str, folders: tuple[str, ...]) -> bool:
     )
 
 
-def _read_folder(name: str, spec: _Spec, folder: Path, want: _Want) -> Arrays | None:
+def _read_folder(name: str, spec: DatasetSpec, folder: Path, want: _Want) -> Arrays | None:
     """Asks the dataset's readers in turn whether `folder` is theirs; the first one reads it."""
     reader = next((r for f in spec.formats if (r := formats.READERS[f]).found(folder)), None)
     if reader is None:
@@ -483,7 +413,7 @@ def _online(host: str = "storage.googleapis.com") -> bool:
 
 
 def _from_tfds(
-    name: str, spec: _Spec, tfds_dir: Any, looked: list[str], want: _Want
+    name: str, spec: DatasetSpec, tfds_dir: Any, looked: list[str], want: _Want
 ) -> Arrays | None:
     if spec.tfds is None:
         looked.append(f"TFDS: has no {name}")

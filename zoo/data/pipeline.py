@@ -8,37 +8,12 @@ Randomness is stateless and seeded, so a pipeline is the same under the same see
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import tensorflow as tf
 
-
-@dataclasses.dataclass(frozen=True)
-class Augment:
-    """Training-time augmentation; every field off (0 / False) disables that part.
-
-    Attributes:
-        crop_padding: Random crop back to the image size after zero-padding this many pixels on
-            every side (torchvision's `RandomCrop(size, padding)`).
-        flip: Horizontal flip with probability 0.5.
-        rotate_degrees: Rotation by an angle uniform in +-this, applied with probability `p`.
-        shift_fraction: Translation uniform in +-this fraction of height and width, applied
-            with probability `p`.
-        p: Probability of the rotation and of the shift (each drawn on its own).
-    """
-
-    crop_padding: int = 0
-    flip: bool = False
-    rotate_degrees: float = 0.0
-    shift_fraction: float = 0.0
-    p: float = 0.5
-
-    @property
-    def active(self) -> bool:
-        """True if any part is on."""
-        return bool(self.crop_padding or self.flip or self.rotate_degrees or self.shift_fraction)
+from zoo.data.specs import Augment
 
 
 def split_stratified(

@@ -85,7 +85,6 @@ def _cs231n(
 @register(
     dataset="cifar10",
     study="S0",
-    reference="no figure: the study started from DeeperConvNet",
     aliases=_ALIASES,
     translate=_dropout_names,
 )
@@ -140,9 +139,6 @@ def three_layer_convnet(
 @register(
     dataset="cifar10",
     study="S0",
-    reported=0.632,
-    reference="baseline (these defaults); final hidden=256, init_std=1e-2, weight_decay=5e-4, "
-    "bn=True reported 69.2 %",
     aliases=_ALIASES,
     translate=_dropout_names,
 )

@@ -66,8 +66,6 @@ def _inception_block(
 @register(
     dataset="cifar10",
     study="S4",
-    reported=0.85,
-    reference="Adam lr 1e-4, 200 epochs; residual=True reported about 87 %",
 )
 def inception_v1(
     *,

@@ -11,8 +11,6 @@ from zoo.registry import register
 @register(
     dataset="mnist",
     study="S2",
-    reported=0.9836,
-    reference="default configuration, SGD momentum lr 0.01, StepLR(5, 0.1), 5 epochs",
 )
 def lenet(
     *,

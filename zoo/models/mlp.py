@@ -12,8 +12,6 @@ from zoo.registry import register
 @register(
     dataset="mnist",
     study="S2",
-    reported=0.9806,
-    reference="these defaults; SGD momentum lr 0.1, StepLR(2, 0.1), batch 32, 5 epochs",
 )
 def mlp_mnist(
     *,

@@ -9,7 +9,7 @@ from zoo.layers import Activation, classifier, conv_bn_act, residual_block, scal
 from zoo.registry import register
 
 
-@register(dataset="cifar10", study="S1", reported=0.9157, reference="these defaults")
+@register(dataset="cifar10", study="S1")
 def resnet_cnn(
     *,
     input_shape: tuple[int, int, int],

@@ -16,8 +16,6 @@ DEPTHS = {"short": 0, "mid": 1, "long": 2}
 @register(
     dataset="tiny_imagenet",
     study="S3",
-    reported=0.2271,
-    reference="short baseline; S3's best, short with all toggles, reported 43.02 %",
     aliases={"norm": "bn", "normalization": "bn"},
 )
 def tiny_baseline(

@@ -32,7 +32,8 @@ def _parser() -> Parser:
 
 
 def _list() -> None:
-    from zoo.study import STUDIES, estimate_seconds
+    from studies import estimate_seconds
+    from zoo.study import STUDIES
 
     for study in STUDIES.values():
         times = ", ".join(
@@ -56,13 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     # Keras warns of retracing when one process trains many models; here that is expected.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
+        if args.study:  # before TensorFlow loads: the study, its run names and the precision
+            from zoo import machine
+            from zoo.study.catalog import get_study
+
+            study = get_study(args.study)
+            for name in args.only or []:
+                study.run(name)
+            if args.precision != "auto":
+                machine.resolve_precision(args.precision)
         zoo.load()
         if args.list:
             _list()
             return 0
         if not args.study:
             raise ValueError("give a STUDY (S0 ... S4) or --list.")
-        from zoo.study import run_study
+        from studies import run_study
 
         run_study(
             args.study, budget=args.budget, seeds=args.seeds, data_dir=args.data_dir,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from zoo.recipes import RunConfig, recipe
+
 
 @dataclasses.dataclass(frozen=True)
 class StudyRun:
@@ -339,3 +341,66 @@ S4 = Study(
 )  # fmt: skip
 
 STUDIES: dict[str, Study] = {s.name: s for s in (S0, S1, S2, S3, S4)}
+
+BUDGETS = ("smoke", "cpu", "full")
+
+
+def get_study(name: str) -> Study:
+    """The study called `name` (`S0` ... `S4`, any case).
+
+    Raises:
+        ValueError: Unknown study, naming the valid ones.
+    """
+    study = STUDIES.get(name.upper())
+    if study is None:
+        raise ValueError(f"Unknown study {name!r}. Studies: {', '.join(STUDIES)}.")
+    return study
+
+
+def config(
+    study: Study, run: StudyRun, budget: str, *, seed: int = 0, data_dir: str | None = None,
+    precision: str = "auto",
+) -> RunConfig:  # fmt: skip
+    """The `RunConfig` of one study run at a budget: its recipe, the run's toggles and
+    settings, then the budget's scaling, which is the same for every run of the study, and
+    the study's precision.
+
+    Raises:
+        ValueError: Unknown budget.
+    """
+    if budget not in BUDGETS:
+        raise ValueError(f"Unknown budget {budget!r}. Budgets: {', '.join(BUDGETS)}.")
+    scaling = {} if budget == "full" else dict(study.budgets.get(budget, {}))
+    if budget == "smoke":
+        scaling = {**SMOKE, **scaling}
+    toggles = scaling.pop("toggles", {})
+    base = recipe(run.model)
+    return dataclasses.replace(
+        base,
+        **{**run.settings, **scaling},
+        model_kwargs={**base.model_kwargs, **run.toggles, **toggles},
+        seed=seed,
+        data_dir=data_dir,
+        budget=budget,
+        precision=precision,
+    )
+
+
+def reported(model: str) -> tuple[str, float] | None:
+    """The study and test accuracy reported for a model at its recipe (the study's settings
+    and the builder's defaults), if a study reported that configuration."""
+    from zoo import registry
+
+    defaults = registry.describe(model).toggles
+
+    def settled(cfg: RunConfig) -> RunConfig:  # toggles spelt out, as the builder sees them
+        toggles = {**defaults, **cfg.model_kwargs}
+        return dataclasses.replace(cfg, budget=None, precision="float32", model_kwargs=toggles)
+
+    target = settled(recipe(model))
+    for study in STUDIES.values():
+        for run in study.runs:
+            if run.model == model and run.reported is not None:
+                if settled(config(study, run, "full")) == target:
+                    return study.name, run.reported
+    return None

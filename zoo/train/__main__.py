@@ -97,20 +97,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     from zoo import registry
     from zoo.recipes import RunConfig, recipe
 
-    overrides: dict[str, Any] = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
-    for key in ("milestones", "subset", "test_subset"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
-    if args.no_augment:
-        overrides["augment"] = False
-    if args.jit:
-        overrides["jit"] = True
-    if args.stream:
-        overrides["stream"] = True
-    if args.tensorboard:
-        overrides["tensorboard"] = True
-    if args.keep_epochs:
-        overrides["keep_epochs"] = True
+    overrides = _flags(args)
     settings = {f.name for f in dataclasses.fields(RunConfig)} - {"model", "model_kwargs"}
     toggles: dict[str, Any] = {}
     info = registry.describe(args.model)
@@ -127,6 +114,22 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             raise TypeError(f"{err} Run settings: {', '.join(sorted(settings))}.") from None
         overrides["model_kwargs"] = {**base.model_kwargs, **toggles}
     return recipe(args.model, **overrides)
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The run settings the flags (not `--set`) give."""
+    overrides: dict[str, Any] = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
+    for key in ("milestones", "subset", "test_subset"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    switches = {
+        "no_augment": ("augment", False), "jit": ("jit", True), "stream": ("stream", True),
+        "tensorboard": ("tensorboard", True), "keep_epochs": ("keep_epochs", True),
+    }  # fmt: skip
+    for flag, (key, value) in switches.items():
+        if getattr(args, flag):
+            overrides[key] = value
+    return overrides
 
 
 def _settings_given(args: argparse.Namespace) -> list[str]:
@@ -171,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
 def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import zoo
 
+    if args.model and not (args.list or args.resume):
+        # Before TensorFlow loads: an unknown model or a bad flag value answers at once.
+        from zoo import registry
+        from zoo.recipes import check_settings
+
+        registry.check_model(args.model)
+        check_settings(_flags(args))
     zoo.load()
     from zoo.recipes import RunConfig, list_recipes
 

@@ -16,7 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from zoo import compat, files
+from zoo import compat, files, runs
 
 
 def schedule_fn(
@@ -311,7 +311,6 @@ class Backup(keras.callbacks.Callback):
     """
 
     FIELDS = {**compat.CALLBACK_COUNTERS, "BestCheckpoint": ("best",)}
-    WEIGHTS = "state.weights.h5"
 
     def __init__(
         self, folder: Path, callbacks: list[keras.callbacks.Callback], restored: dict | None
@@ -323,12 +322,6 @@ class Backup(keras.callbacks.Callback):
         self.restored = restored or {}
         self.reason: str | None = self.restored.get("reason")  # why training stopped early
         self.nan = bool(self.restored.get("nan"))
-
-    @classmethod
-    def latest(cls, folder: Path) -> tuple[int, Path | None]:
-        """The last saved epoch count and its folder, or `(0, None)` when none was saved."""
-        saved = sorted(Path(folder).glob("epoch-*")) if Path(folder).is_dir() else []
-        return (int(saved[-1].name.split("-")[1]), saved[-1]) if saved else (0, None)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         # Runs after the tracked callbacks have reset themselves in their own on_train_begin.
@@ -377,7 +370,7 @@ class Backup(keras.callbacks.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         with files.replacing(final) as tmp:
             tmp.mkdir()
-            self.model.save_weights(tmp / self.WEIGHTS)
+            self.model.save_weights(tmp / runs.BACKUP_WEIGHTS)
             (tmp / "state.json").write_text(json.dumps(files.finite(state)))
         for old in self.folder.glob("epoch-*"):
             if old != final:

@@ -12,23 +12,16 @@ test of the best weights), `confusion_matrix.csv`, and while training, `backup/`
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import datetime
-import fcntl
 import functools
-import hashlib
 import json
 import math
 import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
@@ -37,8 +30,10 @@ import tensorflow as tf
 
 import zoo
 import zoo.data
-from zoo import files
-from zoo.recipes import CONFIG_FORMAT, RunConfig, migrate, recipe
+from zoo import compat, files, runs
+from zoo.recipes import RunConfig
+from zoo.runs import Run, rebuild  # noqa: F401  (exported by zoo.train)
+from zoo.runs import read_config as load_config  # noqa: F401  (exported by zoo.train)
 from zoo.train.callbacks import (
     Backup,
     BestCheckpoint,
@@ -58,37 +53,6 @@ from zoo.train.compiling import (  # noqa: F401  (exported by zoo.train)
     make_optimizer,
     steps_per_execution,
 )
-
-
-@dataclasses.dataclass
-class Run:
-    """A finished run, read back from its folder.
-
-    Attributes:
-        path: The run folder.
-        config: The resolved settings.
-        history: One row per epoch (loss, accuracy, val_loss, val_accuracy, lr, seconds).
-        metrics: The contents of metrics.json.
-        trained: False for a run read back, finished earlier, without training.
-    """
-
-    path: Path
-    config: RunConfig
-    history: pd.DataFrame
-    metrics: dict[str, Any]
-    trained: bool = True
-
-    @classmethod
-    def read(cls, path: str | Path, trained: bool = True) -> Run:
-        """Reads a finished run folder."""
-        path = Path(path)
-        history = (
-            pd.read_csv(path / "history.csv") if (path / "history.csv").exists() else pd.DataFrame()
-        )
-        metrics = _read_metrics(path)
-        if metrics is None:
-            raise ValueError(f"{path}: metrics.json is missing or damaged.")
-        return cls(path, load_config(path), history, metrics, trained)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -123,11 +87,11 @@ def train(config: RunConfig, out: str | Path = "runs", *, verbose: int | None = 
     """
     if config.strategy == "multiworker":
         _check_multiworker(config)
-        return _multiworker_run(config, _chief_folder(config, Path(out)), verbose)
-    with _claim(config, Path(out)) as (path, finished):
+        return _multiworker_run(config, runs.first_folder(config, Path(out)), verbose)
+    with runs.claim(config, Path(out)) as (path, finished):
         if finished:
             return Run.read(path, trained=False)
-        _reopen(path)
+        runs.reopen(path)
         return _run(config, path, verbose)
 
 
@@ -142,157 +106,17 @@ def resume(path: str | Path, *, verbose: int | None = None, stream: bool | None 
         RuntimeError: Another process is training in `path`.
     """
     path = Path(path)
-    config = dataclasses.replace(load_config(path), stream=stream)
+    config = dataclasses.replace(runs.read_config(path), stream=stream)
     if config.strategy == "multiworker":
         _check_multiworker(config)
         return _multiworker_run(config, path, verbose)
-    with _locked(path) as got:
+    with runs.locked(path) as got:
         if not got:
             raise RuntimeError(f"{path}: another process is training this run.")
-        if _read_metrics(path) is not None and not _continues(path):
+        if runs.is_finished(path):
             return Run.read(path, trained=False)
-        _reopen(path)
+        runs.reopen(path)
         return _run(config, path, verbose)
-
-
-def _continues(path: Path) -> bool:
-    """Whether a run folder with a metrics.json is a run to train on: one its time limit
-    stopped, with the state of its last epoch kept (or no epoch at all, from before a time
-    limit let every invocation finish one)."""
-    metrics = _read_metrics(path) or {}
-    if metrics.get("stop_reason") != "time_limit":
-        return False
-    return not metrics.get("epochs_run") or _has_weights(path)
-
-
-def _reopen(path: Path) -> None:
-    """Makes a time-limited run unfinished again (its metrics.json goes), so it trains on."""
-    if _read_metrics(path) is not None and _continues(path):
-        (path / "metrics.json").unlink()
-
-
-def load_config(path: str | Path) -> RunConfig:
-    """The `RunConfig` saved in a run folder's config.json, in today's names (see `migrate`).
-
-    Raises:
-        FileNotFoundError: No config.json there.
-        ValueError: config.json is damaged.
-    """
-    return RunConfig(**_read_saved(Path(path))["config"])
-
-
-def _read_saved(path: Path) -> dict[str, Any]:
-    file = path / "config.json"
-    if not file.is_file():
-        raise FileNotFoundError(f"{path}: not a run folder (no config.json).")
-    try:
-        saved = migrate(json.loads(file.read_text()))
-        RunConfig(**saved["config"])
-    except (ValueError, TypeError, KeyError) as err:
-        raise ValueError(f"{file}: damaged or not a zoo run's config ({err}).") from None
-    return saved
-
-
-def _read_metrics(path: Path) -> dict[str, Any] | None:
-    """metrics.json, or None when it is missing or damaged."""
-    try:
-        metrics = json.loads((path / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return metrics if isinstance(metrics, dict) else None
-
-
-def rebuild(path: str | Path) -> keras.Model:
-    """Builds the untrained model of a run from its config.json alone."""
-    saved = _read_saved(Path(path))
-    config = RunConfig(**saved["config"])
-    return zoo.build(
-        config.model,
-        input_shape=tuple(saved["input_shape"]),
-        num_classes=saved["num_classes"],
-        **config.model_kwargs,
-    )
-
-
-# --- run folders --------------------------------------------------------------------------------
-
-
-# Settings renamed since run folders were first named, hashed under their old names so that
-# the same settings keep the same folder (config.json format 1 called decoupled_decay
-# weight_decay).
-_DIGEST_NAMES = {"decoupled_decay": "weight_decay"}
-# Defaults that changed since run folders were first named, hashed at their old values: a
-# float32 run keeps the name it had when float32 was the default, before `auto`.
-_DIGEST_DEFAULTS = {"precision": "float32"}
-
-
-def _digest(config: RunConfig) -> str:
-    # Settings left at their defaults are out, so a setting added later keeps old runs' names.
-    changed = {
-        _DIGEST_NAMES.get(f.name, f.name): getattr(config, f.name)
-        for f in dataclasses.fields(config)
-        if f.compare
-        and (
-            f.default is dataclasses.MISSING
-            or getattr(config, f.name) != _DIGEST_DEFAULTS.get(f.name, f.default)
-        )
-    }
-    text = json.dumps(changed, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:8]
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[bool]:
-    """Holds an exclusive lock on a run folder; yields False if another process holds it."""
-    path.mkdir(parents=True, exist_ok=True)
-    with open(path / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _candidates(config: RunConfig, out: Path) -> Iterator[tuple[Path, bool]]:
-    """The folders that may hold `config`'s run, in order, each with whether it is finished:
-    its digest's name, then `-2`, `-3`, ... skipping those that hold other settings."""
-    base = f"{config.model}-{config.home_dataset}-{_digest(config)}"
-    for n in range(1, 10_000):
-        path = out / (base if n == 1 else f"{base}-{n}")
-        if (path / "config.json").exists():
-            try:
-                if load_config(path) != config:
-                    continue
-                damaged = False
-            except ValueError:
-                damaged = True  # its name is this config's digest, so it is ours to repair
-            if not damaged and _read_metrics(path) is not None and not _continues(path):
-                yield path, True
-                continue
-        yield path, False
-    raise RuntimeError(f"{out}: no free run folder for {base}.")
-
-
-@contextlib.contextmanager
-def _claim(config: RunConfig, out: Path) -> Iterator[tuple[Path, bool]]:
-    """Yields the run folder for `config` and whether it holds the finished run already."""
-    for path, finished in _candidates(config, out):
-        if finished:
-            yield path, True
-            return
-        with _locked(path) as got:
-            if got:
-                yield path, False
-                return
-
-
-def _chief_folder(config: RunConfig, out: Path) -> Path:
-    """The folder the chief of a multi-worker run claims (it alone locks it)."""
-    return next(_candidates(config, out))[0]
 
 
 # --- multi-worker ---------------------------------------------------------------------------------
@@ -326,10 +150,10 @@ def _multiworker_run(config: RunConfig, path: Path, verbose: int | None) -> Run:
             workers then wait on the chief until TensorFlow gives up on it: stop them too.
     """
     chief = _multiworker().extended.should_checkpoint
-    if _read_metrics(path) is not None:
+    if runs.read_metrics(path) is not None:
         return Run.read(path, trained=False)
     if chief:
-        with _locked(path) as got:
+        with runs.locked(path) as got:
             if not got:
                 raise RuntimeError(f"{path}: another process is training this run.")
             return _run(config, path, verbose)
@@ -350,21 +174,12 @@ def _run(config: RunConfig, path: Path, verbose: int | None) -> Run:
     try:
         return _fit(config, path, verbose)
     except BaseException as err:
-        kept = _has_epochs(path)
+        kept = runs.has_epochs(path)
         if not kept:
             shutil.rmtree(path, ignore_errors=True)
         if isinstance(err, KeyboardInterrupt) and not isinstance(err, Interrupted):
             raise Interrupted(path if kept else None) from None
         raise
-
-
-def _has_epochs(path: Path) -> bool:
-    return Backup.latest(path / "backup")[0] > 0 or (path / "metrics.json").exists()
-
-
-def _has_weights(path: Path) -> bool:
-    saved = Backup.latest(path / "backup")[1]
-    return saved is not None and (saved / Backup.WEIGHTS).is_file()
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -374,30 +189,17 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
     begun = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(config.precision)
-    start, saved = Backup.latest(path / "backup")
+    start, saved = runs.latest_backup(path)
     state = json.loads((saved / "state.json").read_text()) if saved else None
     if state and state.get("reason") == "time_limit":
         state["reason"] = None  # continued by `resume`, for another time limit
     # metrics.json is written last: a run that has one, even damaged, has finished training.
-    done = (path / "metrics.json").exists()
-    dataset = config.home_dataset
-    common = dict(
-        data_dir=config.data_dir, batch_size=config.batch_size, val_split=config.val_split,
-        subset=config.subset, test_subset=config.test_subset, seed=config.seed,
-        normalize=config.normalize, stream=config.stream,
-    )  # fmt: skip
-    train_ds, val_ds, test_ds, info = zoo.data.load(
-        dataset, augment=config.augment, epochs=(start, config.epochs), **common
-    )
-    train_eval, *_ = zoo.data.load(dataset, augment=False, shuffle=False, **common)
+    done = (path / runs.METRICS).exists()
+    train_ds, val_ds, test_ds, info = runs.data(config, epochs=(start, config.epochs))
+    train_eval, *_ = runs.data(config, augment=False, shuffle=False)
     steps = math.ceil(info.num_examples["train"] / config.batch_size)
     has_val = info.num_examples["val"] > 0
-    if config.label_smoothing:
-        train_ds, val_ds, test_ds, train_eval = (
-            d.map(lambda x, y: (x, tf.one_hot(y, info.num_classes)))
-            for d in (train_ds, val_ds, test_ds, train_eval)
-        )
-    _write_config(path, config, info)
+    runs.write_record(path, config, info)
 
     strategy = _strategy(config.strategy)
     with strategy.scope():
@@ -415,12 +217,12 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
         compile_model(model, config, per_call)
         if saved and not done:
             model.optimizer.build(model.trainable_variables)
-            model.load_weights(saved / Backup.WEIGHTS)
+            model.load_weights(saved / runs.BACKUP_WEIGHTS)
     monitor = "val_accuracy" if has_val else "accuracy"
     callbacks = _callbacks(config, path, info, steps, monitor, begun)
     if _verbosity(verbose) and not done:
         callbacks.append(EpochEstimate(steps))
-    backup = Backup(path / "backup", callbacks, state)
+    backup = Backup(path / runs.BACKUP, callbacks, state)
     callbacks.append(backup)  # last: after the callbacks whose counters it saves
     stop = None
     if not done and backup.reason is None and not backup.nan and start < config.epochs:
@@ -446,54 +248,13 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
 
 def _repaired_stop(path: Path, config: RunConfig) -> str:
     """The stop reason of a finished run whose metrics.json is being rewritten."""
-    old = _read_metrics(path)
+    old = runs.read_metrics(path)
     if old and old.get("stop_reason"):
         return old["stop_reason"]
-    if _has_weights(path):
+    if runs.has_weights(path):
         return "time_limit"  # the one stop that keeps its last state
-    history = pd.read_csv(path / "history.csv") if (path / "history.csv").exists() else []
+    history = runs.read_history(path)
     return "completed" if len(history) >= config.epochs else "unknown"
-
-
-def _write_config(path: Path, config: RunConfig, info: zoo.data.DatasetInfo) -> None:
-    saved = {
-        "format": CONFIG_FORMAT,
-        # `stream` is how this session reads the data, not a setting of the run.
-        "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "stream"},
-        # The recipe the run was derived from, so reports label it against that recipe even
-        # after the recipe changes; in the run's precision, which `auto` chose for the machine
-        # and which is therefore no variant of it.
-        "recipe": dataclasses.asdict(recipe(config.model, precision=config.precision)),
-        "dataset": info.name,
-        "input_shape": list(info.input_shape),
-        "num_classes": info.num_classes,
-        "class_names": list(info.class_names),
-        "num_examples": info.num_examples,
-        "data_source": info.source,
-        "data_streamed": info.streaming,
-        "normalization": {"mean": info.mean, "std": info.std},
-        "versions": {
-            "zoo": zoo.__version__,
-            "keras": keras.__version__,
-            "tensorflow": tf.__version__,
-            "python": platform.python_version(),
-        },
-        "device": [d.name for d in tf.config.list_logical_devices()],
-        "command": sys.argv,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    file = path / "config.json"
-    try:
-        written = json.loads(file.read_text())
-    except (OSError, ValueError):
-        written = None  # none yet, or damaged: write it (anew)
-    if isinstance(written, dict):
-        if written.get("format") == CONFIG_FORMAT:
-            return  # a resumed run keeps its first record, unrewritten
-        first = migrate(written)  # an older format: rewritten in today's names
-        saved["created"] = first.get("created", saved["created"])
-        saved["recipe"] = first.get("recipe", saved["recipe"])
-    files.write_json(file, saved)
 
 
 def _strategy(name: str) -> tf.distribute.Strategy:
@@ -516,7 +277,12 @@ def _slurm() -> tf.distribute.cluster_resolver.ClusterResolver | None:
     """
     if int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) < 2:
         return None
-    from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver as slurm
+    slurm = compat.slurm_resolver()
+    if slurm is None:
+        raise RuntimeError(
+            "This TensorFlow moved its Slurm cluster resolver: set TF_CONFIG for each worker "
+            "instead of running under a Slurm job step of several tasks."
+        )
 
     tasks = max(slurm.expand_tasks_per_node(os.environ["SLURM_STEP_TASKS_PER_NODE"]))
     # cluster_spec() is what sets the resolver's task_type and task_id, so it is called first.
@@ -539,29 +305,13 @@ def _slurm() -> tf.distribute.cluster_resolver.ClusterResolver | None:
     )
 
 
-class _MultiWorker(tf.distribute.MultiWorkerMirroredStrategy):
-    """TensorFlow's multi-worker strategy, with the `reduce` that Keras 3's `fit` expects.
-
-    Keras reduces a whole `(images, labels)` batch at once to build the model, which the
-    strategy refuses across workers ("Attempt to convert a value (PerReplica...)",
-    keras-team/keras#20585), and reduces scalar logs along an axis 0 they do not have.
-    Reducing each tensor on its own, over replicas only where it is a scalar, is what both mean.
-    """
-
-    def reduce(self, reduce_op: Any, value: Any, axis: int | None) -> Any:  # noqa: D102
-        def one(v: Any) -> tf.Tensor:
-            rank = self.experimental_local_results(v)[0].shape.rank
-            return super(_MultiWorker, self).reduce(reduce_op, v, axis if rank else None)
-
-        return tf.nest.map_structure(one, value)
-
-
 @functools.cache
 def _multiworker() -> tf.distribute.Strategy:
     """One per process: TensorFlow allows one, made before any other TensorFlow work, so
     `train` makes it before it reads the data."""
     try:
-        return _MultiWorker(cluster_resolver=_slurm() if "TF_CONFIG" not in os.environ else None)
+        resolver = _slurm() if "TF_CONFIG" not in os.environ else None
+        return compat.multiworker_strategy(cluster_resolver=resolver)
     except RuntimeError as err:  # "Collective ops must be configured at program startup"
         raise RuntimeError(
             f"--strategy multiworker must be a process's first TensorFlow work ({err}): "
@@ -602,15 +352,15 @@ def _callbacks(
     if config.time_limit:
         callbacks.append(TimeLimit(config.time_limit, begun))
     callbacks += [
-        BestCheckpoint(path / "best.keras", monitor),
+        BestCheckpoint(path / runs.BEST, monitor),
         keras.callbacks.TerminateOnNaN(),
-        StepLosses(path / "steps.csv", info.num_examples["train"], config.batch_size, steps),
-        EpochLog(path / "history.csv"),
+        StepLosses(path / runs.STEPS, info.num_examples["train"], config.batch_size, steps),
+        EpochLog(path / runs.HISTORY),
     ]
     if config.keep_epochs:
-        callbacks.append(KeepEpochs(path / "epochs"))
+        callbacks.append(KeepEpochs(path / runs.KEPT))
     if config.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(path / "tensorboard"))
+        callbacks.append(keras.callbacks.TensorBoard(path / runs.TENSORBOARD))
     return callbacks
 
 
@@ -635,12 +385,10 @@ def _finish(
     A run without best weights (it diverged before an epoch with a finite loss) is not
     evaluated: its weights are not numbers.
     """
-    best = path / "best.keras"
+    best = path / runs.BEST
     if best.exists():
         model.load_weights(best)
-    history = (
-        pd.read_csv(path / "history.csv") if (path / "history.csv").exists() else pd.DataFrame()
-    )
+    history = runs.read_history(path)
     results = {}
     for name, ds in zip(("train", "val", "test"), splits, strict=True):
         if not best.exists():
@@ -679,9 +427,9 @@ def _finish(
         "replicas": replicas,
         "steps_per_execution": model.steps_per_execution,
     }
-    files.write_json(path / "metrics.json", metrics)
+    files.write_json(path / runs.METRICS, metrics)
     if stop != "time_limit":  # that one `resume` continues from its last finished epoch
-        shutil.rmtree(path / "backup", ignore_errors=True)
+        shutil.rmtree(path / runs.BACKUP, ignore_errors=True)
     return Run(path, config, history, files.finite(metrics))
 
 
@@ -693,4 +441,4 @@ def _write_confusion(
         count, count
     )
     frame = pd.DataFrame(matrix, index=pd.Index(names, name="true"), columns=list(names))
-    files.write_csv(path / "confusion_matrix.csv", frame)
+    files.write_csv(path / runs.CONFUSION, frame)

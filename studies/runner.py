@@ -1,6 +1,10 @@
 """A study as one command: train its missing runs through `zoo.train`, then lay out its tables.
 
-    from zoo.study import run_study
+The study runner sits above the library and its other applications: it reads the study as
+data (`zoo.study.catalog`), trains through `zoo.train`, searches through `tuning` and draws
+through `reports`; nothing below imports it.
+
+    from studies import run_study
     result = run_study("S3", budget="cpu", seeds=2, data_dir="~/data", out="studies")
     result.tables["s3"]           # the study's layout: ours (mean ± std) against its figure
 
@@ -20,24 +24,21 @@ from typing import Any
 
 import pandas as pd
 
+from zoo import runs as zoo_runs
+from zoo.data.specs import DATASETS
 from zoo.files import write_csv, write_json, write_text
 from zoo.recipes import RunConfig, recipe
+from zoo.runs import Run
 from zoo.study.catalog import (
     LANDSCAPE_BUDGETS,
     SEARCH_BUDGETS,
-    SMOKE,
-    STUDIES,
     Study,
-    StudyRun,
     StudySearch,
     Table,
+    config,
+    get_study,
 )
 
-BUDGETS = ("smoke", "cpu", "full")
-# Images of each home dataset's full train and test splits, for the time estimates.
-TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000, "tiny_imagenet": 100_000}
-TEST_IMAGES = {"mnist": 10_000, "cifar10": 10_000, "tiny_imagenet": 10_000}
-CLASSES = {"mnist": 10, "cifar10": 10, "tiny_imagenet": 200}
 # Training FLOP/s to expect on 2 CPU cores: zoo.bench measured 180-290 GFLOP/s (3 x forward
 # FLOPs x images/s) on an AVX-512 Xeon and about half on an AVX2 EPYC; the estimate takes 150.
 CPU_FLOPS = 150e9
@@ -59,50 +60,9 @@ class StudyResult:
     study: Study
     budget: str
     folder: Path
-    runs: dict[tuple[str, int], Any]
+    runs: dict[tuple[str, int], Run]
     tables: dict[str, pd.DataFrame]
     cells: pd.DataFrame
-
-
-def get_study(name: str) -> Study:
-    """The study called `name` (`S0` ... `S4`, any case).
-
-    Raises:
-        ValueError: Unknown study, naming the valid ones.
-    """
-    study = STUDIES.get(name.upper())
-    if study is None:
-        raise ValueError(f"Unknown study {name!r}. Studies: {', '.join(STUDIES)}.")
-    return study
-
-
-def config(
-    study: Study, run: StudyRun, budget: str, *, seed: int = 0, data_dir: str | None = None,
-    precision: str = "auto",
-) -> RunConfig:  # fmt: skip
-    """The `RunConfig` of one study run at a budget: its recipe, the run's toggles and
-    settings, then the budget's scaling, which is the same for every run of the study, and
-    the study's precision.
-
-    Raises:
-        ValueError: Unknown budget.
-    """
-    if budget not in BUDGETS:
-        raise ValueError(f"Unknown budget {budget!r}. Budgets: {', '.join(BUDGETS)}.")
-    scaling = {} if budget == "full" else dict(study.budgets.get(budget, {}))
-    if budget == "smoke":
-        scaling = {**SMOKE, **scaling}
-    toggles = scaling.pop("toggles", {})
-    base = recipe(run.model)
-    return dataclasses.replace(
-        base,
-        **{**run.settings, **scaling},
-        model_kwargs={**base.model_kwargs, **run.toggles, **toggles},
-        seed=seed,
-        data_dir=data_dir,
-        budget=budget,
-        precision=precision,
-    )
 
 
 def estimate_seconds(study: Study, budget: str, seeds: int = 1) -> float:
@@ -124,15 +84,15 @@ def _seconds(cfg: RunConfig) -> float:
     import zoo
     from zoo.train import forward_flops
 
-    dataset = cfg.home_dataset
-    images = TRAIN_IMAGES[dataset] * 0.9  # less the validation split
+    spec = DATASETS[cfg.home_dataset]
+    images = spec.train * 0.9  # less the validation split
     if isinstance(cfg.subset, float):
         images *= cfg.subset
     elif isinstance(cfg.subset, int):
-        images = min(images, cfg.subset * CLASSES[dataset])
-    test = TEST_IMAGES[dataset]
+        images = min(images, cfg.subset * spec.classes)
+    test = spec.test
     if cfg.test_subset is not None:
-        test = min(test, cfg.test_subset * CLASSES[dataset])
+        test = min(test, cfg.test_subset * spec.classes)
     evaluated = images / 9 * cfg.epochs + images * 10 / 9 + test
     flops = forward_flops(zoo.build(cfg.model, **cfg.model_kwargs))
     return flops * (3 * images * cfg.epochs + evaluated) / CPU_FLOPS
@@ -179,7 +139,7 @@ def run_study(
     wanted = [study.run(n) for n in only] if only else list(study.runs)
     folder = Path(out) / f"{study.name}-{budget}"
     precision = study_precision(folder, precision)
-    runs = {}
+    runs: dict[tuple[str, int], Run] = {}
     for seed in range(seeds):
         for run in wanted:
             cfg = config(study, run, budget, seed=seed, data_dir=data_dir, precision=precision)
@@ -189,16 +149,21 @@ def run_study(
                 accuracy = done.metrics.get("test", {}).get("accuracy")
                 shown = f"{accuracy:.2%}" if accuracy is not None else "no score"
                 print(f"{study.name} {run.name} seed {seed}: test {shown} ({done.path.name})")
+    # The tables show every finished run of the study in its folder, so a rerun of some runs
+    # (--only) or of fewer seeds keeps the rest.
+    runs = {**_finished_runs(study, budget, folder, precision), **runs}
     cells = _cells(study, runs)
     tables = {t.name: layout(t, cells, study, budget) for t in study.tables}
     for frame in tables.values():  # which precision every cell trained in
         frame.attrs["title"] += f"; precision {precision}"
     _write(study, budget, folder, tables, cells, [])  # the tables first: figures train more
-    if not only:  # like the figures, searches are not part of a run subset
-        for search in study.searches:
-            frame = search_table(study, search, budget, folder, data_dir, verbose, precision)
+    # Like the figures, searches are not part of a run subset: --only shows those run before.
+    for search in study.searches:
+        frame = search_table(study, search, budget, folder, data_dir, verbose, precision,
+                             run=not only)  # fmt: skip
+        if frame is not None:
             tables[frame.attrs["name"]] = frame
-        _write(study, budget, folder, tables, cells, [])
+    _write(study, budget, folder, tables, cells, [])
     # With --only the figures are not drawn, but those drawn before stay in the report.
     figures = landscape_figures(
         study, budget, folder, data_dir, verbose, draw=not only, precision=precision
@@ -211,6 +176,21 @@ def run_study(
     if verbose:
         print(f"{folder}: {len(runs)} runs; tables in {folder / 'report'}")
     return StudyResult(study, budget, folder, runs, tables, cells)
+
+
+def _finished_runs(
+    study: Study, budget: str, folder: Path, precision: str
+) -> dict[tuple[str, int], Run]:
+    """Every finished run of the study in `folder`, read back: seeds 0, 1, ... while found."""
+    found = {}
+    for run in study.runs:
+        for seed in range(10_000):
+            path = zoo_runs.find(config(study, run, budget, seed=seed, precision=precision),
+                                 folder / "runs")  # fmt: skip
+            if path is None:
+                break
+            found[(run.name, seed)] = Run.read(path, trained=False)
+    return found
 
 
 def study_precision(folder: Path, precision: str = "auto") -> str:
@@ -229,7 +209,7 @@ def study_precision(folder: Path, precision: str = "auto") -> str:
     kept = None
     if record.is_file():
         kept = json.loads(record.read_text()).get("precision")
-    elif any((folder / "runs").glob("*/config.json")):
+    elif zoo_runs.folders_in(folder / "runs"):
         kept = "float32"  # written before the `auto` default
     chosen = machine.resolve_precision(kept if precision == "auto" and kept else precision)
     if kept and chosen != kept:
@@ -251,19 +231,32 @@ def search_table(
     data_dir: str | None = None,
     verbose: bool = True,
     precision: str = "auto",
-) -> pd.DataFrame:
+    run: bool = True,
+) -> pd.DataFrame | None:
     """Runs (or continues) one of the study's searches through `tuning`, as a grid, into
     `folder/searches`, and lays out its points beside the study's scores.
+
+    Args:
+        run: False: lay out the trials the search has (None if it has none), training none.
 
     Returns:
         One row per point of the study's grid: the study's accuracy, ours (the trial's best
         validation accuracy), the difference, and which point each side would pick.
     """
-    from tuning import run_search
+    from tuning import run_search, trials
 
-    result = run_search(search.space, folder / "searches", tuner="grid", data_dir=data_dir,
-                        precision=precision, verbose=False, **SEARCH_BUDGETS[budget])  # fmt: skip
-    done = result.trials[result.trials["status"] == "COMPLETED"]
+    project = folder / "searches" / f"{search.space}-grid"
+    if run:
+        result = run_search(
+            search.space, folder / "searches", tuner="grid", data_dir=data_dir,
+            precision=precision, verbose=False, **SEARCH_BUDGETS[budget],
+        )  # fmt: skip
+        table, project = result.trials, result.path
+    elif any(project.glob("trial_*/trial.json")):
+        table = trials(project)
+    else:
+        return None
+    done = table[table["status"] == "COMPLETED"]
     ours: dict[tuple[Any, ...], float] = {}
     for _, trial in done.iterrows():
         point = next((p for p in search.reported if _same(p, trial, search.keys)), None)
@@ -290,7 +283,7 @@ def search_table(
     frame.attrs["name"] = f"search-{search.space}"
     frame.attrs["title"] = (
         f"{study.name}'s search {search.space}: {len(ours)} of {len(search.reported)} points "
-        f"(a grid through tuning, {result.path.name}) — budget {budget}: "
+        f"(a grid through tuning, {project.name}) — budget {budget}: "
         + _search_scaling(budget)
         + f"; precision {precision}"
     )
@@ -373,7 +366,7 @@ def landscape_figures(
     return figures
 
 
-def _cells(study: Study, runs: dict[tuple[str, int], Any]) -> pd.DataFrame:
+def _cells(study: Study, runs: dict[tuple[str, int], Run]) -> pd.DataFrame:
     rows = []
     for run in study.runs:
         scores = [

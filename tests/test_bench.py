@@ -51,7 +51,7 @@ def test_bench_measures_memory_and_pipeline(data_dir):
 def test_bench_cli(data_dir, tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "zoo.bench", "lenet", "--data-dir", str(data_dir),
-         "--steps", "2", "--windows", "1", "--set", "channels=(4, 8)",
+         "--steps", "2", "--windows", "1", "--set", "filters=(4, 8)",
          "--steps-per-execution", "1", "--profile", str(tmp_path / "trace"),
          "--json", str(tmp_path / "figures.json")],
         capture_output=True, text=True, timeout=300, cwd=REPO,

@@ -208,4 +208,3 @@ def test_a_moved_slurm_resolver_is_refused_with_a_way_out(monkeypatch):
     monkeypatch.setattr(compat, "slurm_resolver", lambda: None)
     with pytest.raises(RuntimeError, match="TF_CONFIG"):
         trainer._slurm()
-

@@ -80,7 +80,7 @@ def test_a_config_written_without_a_precision_reads_as_float32(tmp_path, monkeyp
 
 
 def test_a_study_keeps_the_precision_it_started_in(tmp_path, monkeypatch):
-    from studies.runner import study_precision
+    from study_runner.runner import study_precision
 
     monkeypatch.setattr(machine, "auto_precision", lambda: "mixed_bfloat16")
     folder = tmp_path / "S1-cpu"

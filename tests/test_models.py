@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import typing
 
@@ -105,7 +106,7 @@ NEEDS = {"residual_scale": {"residual": True}}
 @pytest.mark.parametrize("name, toggle", TOGGLES, ids=[f"{n}-{t}" for n, t in TOGGLES])
 def test_every_toggle_changes_the_model(name, toggle):
     info = zoo.describe(name)
-    hints = typing.get_type_hints(zoo.registry._REGISTRY[name].fn)
+    hints = typing.get_type_hints(inspect.unwrap(zoo.registry._REGISTRY[name].fn))
     value = _alternative(info.toggles[toggle], hints[toggle])
     # Narrow widths keep this sweep fast; the toggle under test keeps its own value.
     small = {"width": 0.25} if "width" in info.toggles and toggle != "width" else {}
@@ -122,8 +123,9 @@ BN_MODELS = [n for n in MODELS if "bn" in zoo.describe(n).toggles]
 
 @pytest.mark.parametrize("name", BN_MODELS)
 def test_bn_toggle_adds_batch_norm(name):
-    on = zoo.build(name, bn=True)
-    off = zoo.build(name, bn=False)
+    head = {"head_bn": False} if "head_bn" in zoo.describe(name).toggles else {}
+    on = zoo.build(name, bn=True, **head)
+    off = zoo.build(name, bn=False, **head)
     bn = keras.layers.BatchNormalization
     assert _count(off, bn) < _count(on, bn)
     convs = [layer.name for layer in on.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -131,6 +133,22 @@ def test_bn_toggle_adds_batch_norm(name):
     assert all(conv.replace("_conv", "_bn") in names for conv in convs)  # BN after every conv
     off_names = {layer.name for layer in off.layers}
     assert not any(conv.replace("_conv", "_bn") in off_names for conv in convs)
+    # One meaning in every family: `bn` normalizes the convs, and the dense head only in a
+    # net without convs (the MLP); `head_bn` is the head's own toggle.
+    dense = {n for n in names if n.startswith("fc") and n.endswith("_bn")}
+    assert bool(dense) == (not convs), f"{name}: bn=True normalized {sorted(dense)}"
+
+
+HEAD_BN_MODELS = [n for n in MODELS if "head_bn" in zoo.describe(n).toggles]
+
+
+@pytest.mark.parametrize("name", HEAD_BN_MODELS)
+def test_head_bn_normalizes_the_hidden_dense_layers_only(name):
+    defaults = zoo.describe(name).toggles
+    on = zoo.build(name, bn=False, head_bn=True, width=0.25) if "width" in defaults else (
+        zoo.build(name, bn=False, head_bn=True))  # fmt: skip
+    bns = [layer.name for layer in on.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(n.startswith("fc") for n in bns), bns
 
 
 def test_vgg_a_bn_sits_between_conv_and_relu():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import keras
@@ -28,6 +30,8 @@ EXPECTED = {
 
 def test_every_study_model_is_registered():
     assert EXPECTED <= set(zoo.list_models())
+    # What commands check before TensorFlow loads, read from the families' source.
+    assert list(zoo.registry.declared_models()) == zoo.list_models()
 
 
 def test_list_models_pattern():
@@ -53,6 +57,58 @@ def test_describe_and_the_catalog_give_each_recipe_its_study_figure():
     assert reported("tiny_baseline") == ("S3", pytest.approx(0.2271))
     assert zoo.describe("tiny_baseline").dataset == "tiny_imagenet"
     assert zoo.describe("vgg_a").toggles["bn"] is False
+
+
+# The toggle vocabulary: one name, one type and one meaning in every family (docs/toggles.md).
+VOCABULARY = {
+    "bn": bool,  # batch norm after every conv; in the MLP, which has none, every hidden layer
+    "head_bn": bool,  # batch norm after every hidden dense layer of a conv net's head
+    "filters": tuple[int, ...],  # filter counts: per conv, or per stage
+    "hidden": tuple[int, ...],  # units of every hidden dense layer
+    "width": float,  # multiplier of every filter count
+    "dropout": float,
+    "weight_decay": float,
+}
+# Names the families used before one vocabulary: study aliases now, never toggles.
+RETIRED = {"channels": "filters", "widths": "filters"}
+
+
+def test_every_family_speaks_one_toggle_vocabulary():
+    for name in zoo.list_models():
+        fn = inspect.unwrap(zoo.registry._REGISTRY[name].fn)
+        hints = typing.get_type_hints(fn)
+        toggles = zoo.describe(name).toggles
+        for toggle, kind in VOCABULARY.items():
+            if toggle in toggles:
+                assert hints[toggle] == kind, f"{name}.{toggle}: {hints[toggle]}"
+        assert not set(RETIRED) & set(toggles), name
+        # Old names still build, as aliases of today's.
+        for old, new in RETIRED.items():
+            if new in toggles and old in zoo.describe(name).aliases:
+                assert zoo.describe(name).aliases[old] == new
+
+
+def test_vgg_variants_share_one_signature_with_their_own_defaults():
+    signatures = {n: inspect.signature(zoo.registry._REGISTRY[n].fn)
+                  for n in ("basic_cnn", "improved_cnn", "vgg_a")}  # fmt: skip
+    names = {n: list(s.parameters) for n, s in signatures.items()}
+    assert names["basic_cnn"] == names["improved_cnn"] == names["vgg_a"]
+    assert zoo.describe("improved_cnn").toggles["bn"] is True
+    assert zoo.describe("vgg_a").toggles["hidden"] == (512, 512)
+    assert zoo.build("basic_cnn").count_params() == 1_147_466  # S1's printed count
+    with pytest.raises(TypeError, match="unknown toggle"):
+        zoo.build("vgg_a", spec="basic_cnn")  # the variant's row is not a toggle
+
+
+def test_old_toggle_names_and_one_int_for_a_tuple_still_build():
+    assert zoo.registry.resolve_toggles("lenet", {"channels": [4, 8]}) == {"filters": (4, 8)}
+    assert zoo.registry.resolve_toggles("resnet_cnn", {"widths": (8, 16, 32)}) == {
+        "filters": (8, 16, 32)}  # fmt: skip
+    assert zoo.registry.resolve_toggles("deeper_convnet", {"hidden": 256}) == {"hidden": (256,)}
+    # The study's "normalize every layer" names set both.
+    both = {"bn": True, "head_bn": True}
+    assert zoo.registry.resolve_toggles("deeper_convnet", {"use_batchnorm": True}) == both
+    assert zoo.registry.resolve_toggles("tiny_baseline", {"norm": True}) == both
 
 
 def test_unknown_model_names_close_matches_and_how_to_list():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-APPLICATIONS = ("tuning", "reports", "studies")
+APPLICATIONS = ("tuning", "reports", "study_runner")
 # Commands: they parse a command line and may call any layer.
 COMMANDS = {"zoo/__main__.py", "zoo/train/__main__.py", "zoo/data/__main__.py",
             "zoo/study/__main__.py", "zoo/bench.py", "tuning/search.py", "tuning/memory.py",
@@ -52,7 +52,7 @@ def test_the_library_imports_no_application(module):
 @pytest.mark.parametrize("package", ["tuning", "reports"])
 def test_tuning_and_reports_do_not_import_the_study_runner(package):
     for path in _modules(package):
-        assert _upward(path, ("studies",)) == [], _relative(path)
+        assert _upward(path, ("study_runner",)) == [], _relative(path)
         assert "zoo.study.__main__" not in _imports(path)
 
 

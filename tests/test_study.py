@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from studies import estimate_seconds, layout
-from studies.runner import _cells, landscape_figures, within_spread
+from study_runner import estimate_seconds, layout
+from study_runner.runner import _cells, landscape_figures, within_spread
 from zoo import files
 from zoo.study import STUDIES, config, get_study
 from zoo.study.__main__ import main

@@ -23,8 +23,8 @@ import pytest
 
 import zoo
 from zoo.recipes import RECIPES, RunConfig, recipe
+from zoo.runs import CONFIG_FORMAT, migrate
 from zoo.runs import digest as _digest
-from zoo.runs import migrate
 from zoo.train import (
     Run,
     forward_flops,
@@ -213,7 +213,7 @@ def test_set_toggles_reach_the_model(data_dir, tmp_path, capsys):
     code = main([
         "lenet", "--data-dir", str(data_dir), "--subset", "10", "--test-subset", "5",
         "--epochs", "1", "--out", str(tmp_path), "--quiet",
-        "--set", "bn=True", "--set", "channels=(4, 8)", "--set", "optimizer='adam'",
+        "--set", "bn=True", "--set", "filters=(4, 8)", "--set", "optimizer='adam'",
         "--set", "weight_decay=0.0", "--decoupled-decay", "1e-4", "--set", "normalize=False",
     ])  # fmt: skip
     assert code == 0
@@ -555,7 +555,7 @@ def test_a_format1_run_folder_loads_in_todays_names():
 def test_migrate_reads_format1_as_it_ran():
     def old(**settings) -> RunConfig:
         saved = migrate({"config": {"model": "inception_v1", "weight_decay": 1e-4, **settings}})
-        assert saved["format"] == 2
+        assert saved["format"] == CONFIG_FORMAT
         return RunConfig(**saved["config"])
 
     assert old().decoupled_decay == 1e-4 and old().momentum is None
@@ -565,11 +565,11 @@ def test_migrate_reads_format1_as_it_ran():
                         model_kwargs={"stem": (192,)}, precision="float32")  # fmt: skip
     assert old(optimizer="rmsprop", momentum=0.9) == rmsprop
     assert old(optimizer="rmsprop", momentum=0.5).momentum is None
-    today = {"format": 2, "config": {"model": "mlp_mnist", "decoupled_decay": 0.1,
-                                     "precision": "mixed_bfloat16"}}  # fmt: skip
+    today = {"format": CONFIG_FORMAT, "config": {"model": "mlp_mnist", "decoupled_decay": 0.1,
+                                                 "precision": "mixed_bfloat16"}}  # fmt: skip
     assert migrate(today) == today
-    with pytest.raises(ValueError, match="config.json format 3 is not one this zoo reads"):
-        migrate({**today, "format": 3})
+    with pytest.raises(ValueError, match="config.json format 4 is not one this zoo reads"):
+        migrate({**today, "format": 4})
 
 
 @pytest.mark.slow
@@ -582,7 +582,7 @@ def test_the_same_command_resumes_an_unfinished_format1_run(data_dir, tmp_path, 
     run = train(recipe("mlp_mnist", **FORMAT1_COMMAND), tmp_path, verbose=0)
     assert run.path == old  # not a -2 folder beside it
     saved = json.loads((old / "config.json").read_text())
-    assert saved["format"] == 2 and saved["created"] == created
+    assert saved["format"] == CONFIG_FORMAT and saved["created"] == created
     assert saved["config"]["decoupled_decay"] == 5e-4 and "weight_decay" not in saved["config"]
     # Format 1 recorded no recipe: today's, in the run's precision.
     assert RunConfig(**saved["recipe"]) == recipe("mlp_mnist", precision="float32")
@@ -592,6 +592,36 @@ def test_the_same_command_resumes_an_unfinished_format1_run(data_dir, tmp_path, 
     (old / "metrics.json").unlink()
     assert train(recipe("mlp_mnist", **FORMAT1_COMMAND), tmp_path, verbose=0).path == old
     assert json.loads((old / "config.json").read_text())["recipe"]["lr"] == 0.5
+
+
+# A run folder written by format-2 code, before `head_bn` and `filters` (tests/fixtures).
+FORMAT2 = REPO / "tests" / "fixtures" / "run-format2"
+FORMAT2_FOLDER = "lenet-mnist-e2d0c1d3"
+# Its command in today's names: format 2's `bn` normalized LeNet's dense layers too.
+FORMAT2_COMMAND = dict(
+    epochs=1, subset=20, test_subset=20, precision="float32",
+    model_kwargs={"bn": True, "head_bn": True, "filters": (4, 8), "hidden": (16,)},
+)  # fmt: skip
+
+
+def test_a_format2_run_folder_loads_in_todays_names(data_dir, tmp_path, monkeypatch):
+    assert json.loads((FORMAT2 / "config.json").read_text())["format"] == 2
+    config = load_config(FORMAT2)
+    assert config == recipe("lenet", **FORMAT2_COMMAND)
+    best = keras.models.load_model(FORMAT2 / "best.keras")
+    assert rebuild(FORMAT2).count_params() == best.count_params()  # the same layers rebuilt
+    assert any(layer.name == "fc1_bn" for layer in rebuild(FORMAT2).layers)
+    # The same command in today's names reads the folder back under its old name.
+    monkeypatch.setenv("ZOO_DATA_DIR", str(data_dir))
+    shutil.copytree(FORMAT2, tmp_path / FORMAT2_FOLDER)
+    run = train(recipe("lenet", **FORMAT2_COMMAND), tmp_path, verbose=0)
+    assert run.path == tmp_path / FORMAT2_FOLDER and not run.trained
+    # ... and so does the command in its own names.
+    old_names = {"bn": True, "channels": (4, 8), "hidden": 16}
+    old = recipe("lenet", **{**FORMAT2_COMMAND, "model_kwargs": old_names})
+    assert old != config  # today's `bn` alone leaves the dense layers alone
+    assert train(dataclasses.replace(old, model_kwargs={**old_names, "head_bn": True}),
+                 tmp_path, verbose=0).path == run.path  # fmt: skip
 
 
 def test_a_format1_inception_keeps_its_single_stem_conv():

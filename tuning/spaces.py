@@ -117,13 +117,18 @@ def deeper_convnet(hp: kt.HyperParameters) -> RunConfig:
         "deeper_convnet",
         lr=hp.Choice("lr", [1e-3, 5e-4, 1e-4], default=5e-4),
         model_kwargs=dict(
-            hidden=hp.Choice("hidden", [100, 128, 256, 512], default=256),
+            hidden=(hp.Choice("hidden", [100, 128, 256, 512], default=256),),
             init_std=hp.Choice("init_std", [1e-3, 1e-2], default=1e-2),
             weight_decay=hp.Choice("weight_decay", [1e-3, 5e-4, 1e-4], default=5e-4),
-            bn=hp.Boolean("bn", default=True),
+            **_every_layer_bn(hp.Boolean("bn", default=True)),
             dropout=hp.Choice("dropout", [0.0, 0.2, 0.5]),
         ),
     )
+
+
+def _every_layer_bn(on: bool) -> dict[str, bool]:
+    """S0's use_batchnorm and S3's norm: batch norm after the convs and the dense head."""
+    return {"bn": on, "head_bn": on}
 
 
 # --- S1 / S4: VGG-A and the residual CNN ---------------------------------------------------------
@@ -188,7 +193,7 @@ def tiny_baseline(hp: kt.HyperParameters) -> RunConfig:
         schedule=hp.Choice("schedule", ["constant", "plateau"]),
         model_kwargs=dict(
             depth=hp.Choice("depth", ["short", "mid", "long"]),
-            bn=hp.Boolean("bn", default=False),
+            **_every_layer_bn(hp.Boolean("bn", default=False)),
             dropout=hp.Choice("dropout", [0.0, 0.5]),
             residual=hp.Boolean("residual", default=False),
         ),

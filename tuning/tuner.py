@@ -48,7 +48,6 @@ _KEPT = ("space", "tuner", "objective", "max_trials", "epochs", "subset", "execu
 # their defaults. A project started before they were kept is checked on its space's name only,
 # except for the spaces whose meaning changed when the run setting weight_decay became
 # decoupled_decay: their old trials trained something the space no longer describes.
-_SPACE_KEPT = ("hyperparameters", "default_run")
 _RENAMED_SPACES = ("vgg_a", "resnet_cnn", "inception_v1")
 
 
@@ -304,7 +303,7 @@ def run_search(
                     seed=seed, fixed=fixed or {},
                     hyperparameters=[h.get_config() for h in hyperparameters(space).space],
                     default_run=dataclasses.asdict(dataclasses.replace(default, data_dir=None)),
-                    )  # fmt: skip
+                    config_format=zoo_runs.CONFIG_FORMAT)  # fmt: skip
     role = _role()
     if role != "chief":  # missing data fails here, once, rather than in every trial
         zoo.data.read(default.home_dataset, data_dir=default.data_dir)
@@ -375,14 +374,29 @@ def _values(values: dict[str, Any]) -> kt.HyperParameters:
     return hp
 
 
+def _same_default(saved: dict[str, Any], default_run: dict[str, Any]) -> bool:
+    """Whether a project's recorded default run is this space's, read in today's names (a
+    record from before `config_format` was kept is format 2's)."""
+    record = {"format": saved.get("config_format", 2), "config": saved["default_run"]}
+    try:
+        then = RunConfig(**zoo_runs.migrate(record)["config"])
+    except (TypeError, ValueError):
+        return False
+    return zoo_runs.same_run(then, RunConfig(**default_run))
+
+
 def _claim_project(project: Path, settings: dict[str, Any], overwrite: bool) -> None:
     file = project / "search.json"
     if file.exists() and not overwrite:
         saved = json.loads(file.read_text())
         changed = [f"{k} {saved.get(k)!r} -> {settings[k]!r}" for k in _KEPT
                    if saved.get(k) != json.loads(json.dumps(settings[k]))]  # fmt: skip
-        changed += [f"the space's {k.replace('_', ' ')}" for k in _SPACE_KEPT if k in saved
-                    and saved[k] != json.loads(json.dumps(settings[k], default=str))]  # fmt: skip
+        if "hyperparameters" in saved and saved["hyperparameters"] != json.loads(
+            json.dumps(settings["hyperparameters"], default=str)
+        ):
+            changed.append("the space's hyperparameters")
+        if "default_run" in saved and not _same_default(saved, settings["default_run"]):
+            changed.append("the space's default run")
         if "hyperparameters" not in saved and settings["space"] in _RENAMED_SPACES:
             changed.append("the space's weight_decay, now decoupled_decay")
         if changed:

@@ -230,7 +230,8 @@ def _recipes() -> dict[str, RunConfig]:
         "deeper_convnet": RunConfig(
             "deeper_convnet", lr=5e-4, batch_size=100, epochs=30, schedule="halving", step_size=5,
             early_stopping=5, augment=False, val_split=0.02,
-            model_kwargs=dict(hidden=256, init_std=1e-2, weight_decay=5e-4, bn=True),
+            model_kwargs=dict(hidden=(256,), init_std=1e-2, weight_decay=5e-4, bn=True,
+                              head_bn=True),
         ),
         # S1: AdamW 1e-3, decoupled weight decay 5e-4, crop + flip, patience 6.
         "basic_cnn": RunConfig("basic_cnn", **_S1),

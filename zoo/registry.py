@@ -147,12 +147,17 @@ def declared_models() -> tuple[str, ...]:
     names = []
     for path in sorted((Path(__file__).parent / "models").glob("*.py")):
         for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.FunctionDef) and any(
-                isinstance(d, ast.Call) and getattr(d.func, "id", None) == "register"
-                for d in node.decorator_list
-            ):
+            # `@register(...) def name` and a variant's `name = register(...)(variant(...))`
+            if isinstance(node, ast.FunctionDef) and any(map(_registers, node.decorator_list)):
                 names.append(node.name)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+                if _registers(node.value.func):
+                    names += [t.id for t in node.targets if isinstance(t, ast.Name)]
     return tuple(sorted(names))
+
+
+def _registers(node: ast.expr) -> bool:
+    return isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register"
 
 
 def check_model(name: str) -> None:
@@ -274,12 +279,71 @@ def resolve_toggles(name: str, toggles: Mapping[str, Any]) -> dict[str, Any]:
             + (f"; study names: {', '.join(sorted(entry.aliases))}" if entry.aliases else "")
             + "."
         )
-    hints = typing.get_type_hints(entry.fn)
+    hints = typing.get_type_hints(inspect.unwrap(entry.fn))
     for key, value in toggles.items():
         if isinstance(value, list):
             toggles[key] = value = tuple(value)
+        if _one_of_many(value, hints.get(key)):
+            toggles[key] = value = (value,)  # `hidden=256`: one hidden layer of 256
         check_type(name, key, value, hints.get(key, Any))
     return toggles
+
+
+def _one_of_many(value: Any, hint: Any) -> bool:
+    """Whether `value` is one int given where the hint takes a tuple of ints."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    options = (
+        typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) else (hint,)
+    )
+    return any(typing.get_origin(o) is tuple and typing.get_args(o)[:1] == (int,) for o in options)
+
+
+def variant(
+    family: Callable[..., keras.Model],
+    name: str,
+    doc: str,
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    **defaults: Any,
+) -> Callable[..., keras.Model]:
+    """A builder called `name`: `family` with other defaults, as timm makes its variants.
+
+    Its signature, which `register` reads as the schema, is the family's with `defaults` in
+    place and the `fixed` arguments (say, a spec row) left out, so the variants of a family
+    share one signature and differ only in their defaults.
+
+    Args:
+        family: A builder of the contract `(*, input_shape, num_classes, **toggles)`, plus the
+            `fixed` arguments.
+        name: The variant's registry name.
+        doc: Its docstring: summary and configuration; the family's Args section follows.
+        fixed: Arguments every call gets that are not toggles.
+        **defaults: The variant's defaults of some toggles.
+
+    Raises:
+        TypeError: A default or fixed argument the family does not take.
+    """
+    fixed = dict(fixed or {})
+    signature = inspect.signature(family)
+    unknown = sorted((set(defaults) | set(fixed)) - set(signature.parameters))
+    if unknown:
+        raise TypeError(f"{name}: {family.__name__} takes no {', '.join(map(repr, unknown))}.")
+    params = [
+        p.replace(default=defaults.get(p.name, p.default))
+        for p in signature.parameters.values()
+        if p.name not in fixed
+    ]
+
+    @functools.wraps(family)
+    def builder(**toggles: Any) -> keras.Model:
+        return family(**fixed, **{**defaults, **toggles})
+
+    builder.__name__ = builder.__qualname__ = name
+    args = (family.__doc__ or "").partition("\n    Args:")[2]
+    builder.__doc__ = doc.rstrip() + ("\n\n    Args:" + args if args else "")
+    builder.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    return builder
 
 
 def _check_shape(name: str, shape: Any) -> tuple[int, int, int]:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from zoo.data import DatasetInfo
 
 # The format of config.json that `zoo.train` writes; `migrate` reads every earlier one.
-CONFIG_FORMAT = 2
+CONFIG_FORMAT = 3
 # The files of a run folder, by role; writers and readers name them through these.
 CONFIG, HISTORY, STEPS, METRICS = "config.json", "history.csv", "steps.csv", "metrics.json"
 BEST, CONFUSION, KEPT, TENSORBOARD = "best.keras", "confusion_matrix.csv", "epochs", "tensorboard"
@@ -93,13 +93,19 @@ def folder_name(config: RunConfig) -> str:
 # --- reading --------------------------------------------------------------------------------------
 
 
+# Models whose `bn` normalized their dense head too until format 3 gave that to `head_bn`.
+_BN_WAS_HEAD_BN = ("lenet", "tiny_baseline", "deeper_convnet", "three_layer_convnet")
+
+
 def migrate(saved: dict[str, Any]) -> dict[str, Any]:
     """A run folder's config.json record brought to today's format (`CONFIG_FORMAT`).
 
     Format 1 (no "format" key) named the optimizer's decoupled decay `weight_decay`, and stored
     momentum 0.9 by default, which `rmsprop` ignored: it always ran without momentum. Its
     `inception_v1` had one stem conv of `stem_filters` (192), today's `stem=(192,)`. A config
-    without a precision predates the `auto` default: it ran at float32.
+    without a precision predates the `auto` default: it ran at float32. Until format 3, `bn` of
+    LeNet, S3's and S0's nets also normalized their dense layers, today's `head_bn`; their
+    `channels` / `widths` are today's `filters` (the registry's aliases read them).
 
     Args:
         saved: The parsed config.json (left unchanged).
@@ -130,6 +136,11 @@ def migrate(saved: dict[str, Any]) -> dict[str, Any]:
             toggles["stem"] = (toggles.pop("stem_filters", 192),)
             config["model_kwargs"] = toggles
         saved["config"] = config
+    if version <= 2:
+        toggles = dict(saved["config"].get("model_kwargs") or {})
+        if saved["config"].get("model") in _BN_WAS_HEAD_BN and toggles.get("bn"):
+            toggles.setdefault("head_bn", True)  # `bn` normalized the dense head too then
+            saved["config"] = {**saved["config"], "model_kwargs": toggles}
     saved["format"] = CONFIG_FORMAT
     return saved
 

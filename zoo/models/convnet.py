@@ -1,7 +1,8 @@
 """CS231n-style convnets on CIFAR-10 (S0).
 
 Both builders take the study's CS231n argument names too: `num_filters`, `filter_size`,
-`hidden_dim`, `weight_scale`, `reg`, `use_batchnorm`, `use_dropout` and `dropout_keep_ratio`.
+`hidden_dim`, `weight_scale`, `reg`, `use_batchnorm` (our `bn` and `head_bn`), `use_dropout`
+and `dropout_keep_ratio`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,18 @@ _ALIASES = {
     "hidden_dim": "hidden",
     "weight_scale": "init_std",
     "reg": "weight_decay",
-    "use_batchnorm": "bn",
 }
 
 
-def _dropout_names(toggles: dict[str, Any]) -> dict[str, Any]:
-    """CS231n gives dropout as `use_dropout` plus a keep probability; we take a drop rate."""
+def _cs231n_names(toggles: dict[str, Any]) -> dict[str, Any]:
+    """CS231n's `use_batchnorm` normalized every layer (our `bn` and `head_bn`), and it gives
+    dropout as `use_dropout` plus a keep probability, where we take a drop rate."""
     toggles = dict(toggles)
+    if "use_batchnorm" in toggles:
+        if {"bn", "head_bn"} & set(toggles):
+            raise TypeError("give 'use_batchnorm' or 'bn'/'head_bn', not both.")
+        value = toggles.pop("use_batchnorm")
+        toggles.update(bn=value, head_bn=value)
     use = toggles.pop("use_dropout", None)
     keep = toggles.pop("dropout_keep_ratio", None)
     if use is None and keep is None:
@@ -46,11 +52,12 @@ def _cs231n(
     *,
     filters: tuple[int, ...],
     kernel_size: int,
-    hidden: int,
+    hidden: tuple[int, ...],
     init_std: float | None,
     weight_decay: float,
     activation: str,
     bn: bool,
+    head_bn: bool,
     dropout: float,
 ) -> keras.Model:
     """[conv -> (BN) -> act] per filter count -> 2x2 max-pool -> affine -> (BN) -> act -> affine."""
@@ -72,8 +79,8 @@ def _cs231n(
     outputs = classifier(
         x,
         num_classes,
-        hidden=(hidden,),
-        bn=bn,
+        hidden=hidden,
+        bn=head_bn,
         activation=activation,
         dropout=dropout,
         weight_decay=weight_decay,
@@ -86,19 +93,20 @@ def _cs231n(
     dataset="cifar10",
     study="S0",
     aliases=_ALIASES,
-    translate=_dropout_names,
+    translate=_cs231n_names,
 )
 def three_layer_convnet(
     *,
     input_shape: tuple[int, int, int],
     num_classes: int,
-    filters: int = 32,
+    filters: tuple[int, ...] = (32,),
     kernel_size: int = 7,
-    hidden: int = 100,
+    hidden: tuple[int, ...] = (100,),
     init_std: float | None = 1e-3,
     weight_decay: float = 0.0,
     activation: Activation = "relu",
     bn: bool = False,
+    head_bn: bool = False,
     dropout: float = 0.0,
 ) -> keras.Model:
     """CS231n ThreeLayerConvNet: conv -> ReLU -> 2x2 max-pool -> affine -> ReLU -> affine (S0).
@@ -109,13 +117,14 @@ def three_layer_convnet(
     Args:
         input_shape: Input `(H, W, C)`.
         num_classes: Output logits.
-        filters: Conv filters (`num_filters`).
+        filters: Filters of each conv layer before the pool (`num_filters`); CS231n's has one.
         kernel_size: Conv kernel size (`filter_size`).
-        hidden: Hidden affine width (`hidden_dim`).
+        hidden: Hidden affine widths (`hidden_dim`).
         init_std: Std of the N(0, std) weight init (`weight_scale`); None: Glorot uniform.
         weight_decay: L2 coefficient `reg` (loss += reg / 2 * sum(w ** 2)).
         activation: Activation of the conv and hidden layers.
-        bn: BatchNormalization after the conv and the hidden affine layer.
+        bn: BatchNormalization after every conv (`use_batchnorm` sets it and `head_bn`).
+        head_bn: BatchNormalization after every hidden affine layer.
         dropout: Dropout rate after the hidden layer.
 
     Returns:
@@ -125,13 +134,14 @@ def three_layer_convnet(
         "three_layer_convnet",
         input_shape,
         num_classes,
-        filters=(filters,),
+        filters=filters,
         kernel_size=kernel_size,
         hidden=hidden,
         init_std=init_std,
         weight_decay=weight_decay,
         activation=activation,
         bn=bn,
+        head_bn=head_bn,
         dropout=dropout,
     )
 
@@ -140,7 +150,7 @@ def three_layer_convnet(
     dataset="cifar10",
     study="S0",
     aliases=_ALIASES,
-    translate=_dropout_names,
+    translate=_cs231n_names,
 )
 def deeper_convnet(
     *,
@@ -148,11 +158,12 @@ def deeper_convnet(
     num_classes: int,
     filters: tuple[int, ...] = (32, 64),
     kernel_size: int = 3,
-    hidden: int = 100,
+    hidden: tuple[int, ...] = (100,),
     init_std: float | None = 1e-3,
     weight_decay: float = 1e-3,
     activation: Activation = "relu",
     bn: bool = False,
+    head_bn: bool = False,
     dropout: float = 0.0,
 ) -> keras.Model:
     """S0's DeeperConvNet: [conv -> (BN) -> ReLU] x2 -> pool -> affine -> (BN) -> ReLU -> affine.
@@ -167,11 +178,12 @@ def deeper_convnet(
         num_classes: Output logits.
         filters: Filters of each conv layer before the pool (`num_filters`).
         kernel_size: Conv kernel size (`filter_size`).
-        hidden: Hidden affine width (`hidden_dim`).
+        hidden: Hidden affine widths (`hidden_dim`).
         init_std: Std of the N(0, std) weight init (`weight_scale`); None: Glorot uniform.
         weight_decay: L2 coefficient `reg` (loss += reg / 2 * sum(w ** 2)).
         activation: Activation of the conv and hidden layers.
-        bn: BatchNormalization before every activation (`use_batchnorm`).
+        bn: BatchNormalization after every conv (`use_batchnorm` sets it and `head_bn`).
+        head_bn: BatchNormalization after every hidden affine layer.
         dropout: Dropout rate after the hidden layer (`1 - dropout_keep_ratio`).
 
     Returns:
@@ -188,5 +200,6 @@ def deeper_convnet(
         weight_decay=weight_decay,
         activation=activation,
         bn=bn,
+        head_bn=head_bn,
         dropout=dropout,
     )

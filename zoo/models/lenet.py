@@ -8,20 +8,18 @@ from zoo.layers import Activation, classifier, conv_bn_act, max_pool
 from zoo.registry import register
 
 
-@register(
-    dataset="mnist",
-    study="S2",
-)
+@register(dataset="mnist", study="S2", aliases={"channels": "filters"})
 def lenet(
     *,
     input_shape: tuple[int, int, int],
     num_classes: int,
-    channels: tuple[int, ...] = (6, 16),
+    filters: tuple[int, ...] = (6, 16),
     kernels: tuple[int, ...] = (5, 5),
     hidden: tuple[int, ...] = (128, 64),
     activation: Activation = "leaky_relu",
     weight_decay: float = 1e-3,
     bn: bool = False,
+    head_bn: bool = False,
     dropout: float = 0.0,
 ) -> keras.Model:
     """LeNet-5-like: [conv (no padding) -> act -> 2x2 max-pool] per channel, then dense (S2).
@@ -33,30 +31,31 @@ def lenet(
     Args:
         input_shape: Input `(H, W, C)`.
         num_classes: Output logits.
-        channels: Filters of each conv layer.
-        kernels: Kernel size of each conv layer (same length as `channels`).
+        filters: Filters of each conv layer (`channels`).
+        kernels: Kernel size of each conv layer (same length as `filters`).
         hidden: Hidden dense widths after flattening.
         activation: Activation after every conv and hidden dense layer.
         weight_decay: Weight decay of every kernel.
-        bn: BatchNormalization after every conv and hidden dense layer.
+        bn: BatchNormalization after every conv.
+        head_bn: BatchNormalization after every hidden dense layer.
         dropout: Dropout rate after each hidden dense layer.
 
     Returns:
         The uncompiled model, outputting logits.
 
     Raises:
-        ValueError: If `channels` and `kernels` differ in length, or the input is too small.
+        ValueError: If `filters` and `kernels` differ in length, or the input is too small.
     """
-    if len(channels) != len(kernels):
+    if len(filters) != len(kernels):
         raise ValueError(
-            f"lenet: channels {channels} and kernels {kernels} must have the same length."
+            f"lenet: filters {filters} and kernels {kernels} must have the same length."
         )
     inputs = keras.Input(input_shape, name="image")
     x = inputs
-    for i, (filters, size) in enumerate(zip(channels, kernels, strict=True), start=1):
+    for i, (count, size) in enumerate(zip(filters, kernels, strict=True), start=1):
         x = conv_bn_act(
             x,
-            filters,
+            count,
             size,
             name=f"conv{i}",
             padding="valid",
@@ -69,7 +68,7 @@ def lenet(
         x,
         num_classes,
         hidden=hidden,
-        bn=bn,
+        bn=head_bn,
         activation=activation,
         dropout=dropout,
         weight_decay=weight_decay,

@@ -9,7 +9,7 @@ from zoo.layers import Activation, classifier, conv_bn_act, residual_block, scal
 from zoo.registry import register
 
 
-@register(dataset="cifar10", study="S1")
+@register(dataset="cifar10", study="S1", aliases={"widths": "filters"})
 def resnet_cnn(
     *,
     input_shape: tuple[int, int, int],
@@ -18,7 +18,7 @@ def resnet_cnn(
     bn: bool = True,
     dropout: float = 0.0,
     blocks: tuple[int, ...] = (2, 2, 2),
-    widths: tuple[int, ...] = (64, 128, 256),
+    filters: tuple[int, ...] = (64, 128, 256),
     width: float = 1.0,
     activation: Activation = "relu",
     weight_decay: float = 0.0,
@@ -38,7 +38,7 @@ def resnet_cnn(
         bn: BatchNormalization after every conv (convs get a bias when it is off).
         dropout: Dropout rate before the dense layer.
         blocks: Basic blocks per stage.
-        widths: Filters per stage (same length as `blocks`), before `width` scaling.
+        filters: Filters per stage (same length as `blocks`), before `width` scaling (`widths`).
         width: Multiplier of every filter count.
         activation: Activation after every block and the stem.
         weight_decay: Weight decay of every kernel, as an L2 loss (see `zoo.layers`).
@@ -47,16 +47,16 @@ def resnet_cnn(
         The uncompiled model, outputting logits.
 
     Raises:
-        ValueError: If `blocks` and `widths` differ in length.
+        ValueError: If `blocks` and `filters` differ in length.
     """
-    if len(blocks) != len(widths):
+    if len(blocks) != len(filters):
         raise ValueError(
-            f"resnet_cnn: blocks {blocks} and widths {widths} must have the same length."
+            f"resnet_cnn: blocks {blocks} and filters {filters} must have the same length."
         )
     inputs = keras.Input(input_shape, name="image")
     x = conv_bn_act(
         inputs,
-        scaled(widths[0], width),
+        scaled(filters[0], width),
         3,
         name="stem",
         bn=bn,
@@ -64,11 +64,11 @@ def resnet_cnn(
         use_bias=not bn,
         weight_decay=weight_decay,
     )
-    for s, (count, filters) in enumerate(zip(blocks, widths, strict=True), start=1):
+    for s, (count, stage) in enumerate(zip(blocks, filters, strict=True), start=1):
         for b in range(1, count + 1):
             x = residual_block(
                 x,
-                scaled(filters, width),
+                scaled(stage, width),
                 name=f"s{s}_b{b}",
                 strides=2 if (s > 1 and b == 1) else 1,
                 residual=residual,

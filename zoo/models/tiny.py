@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import keras
 
@@ -13,10 +13,23 @@ from zoo.registry import register
 DEPTHS = {"short": 0, "mid": 1, "long": 2}
 
 
+def _norm_names(toggles: dict[str, Any]) -> dict[str, Any]:
+    """S3's `norm` (or `normalization`) normalized every layer: our `bn` and `head_bn`."""
+    toggles = dict(toggles)
+    for name in ("norm", "normalization"):
+        if name in toggles:
+            if {"bn", "head_bn"} & set(toggles):
+                raise TypeError(f"give {name!r} or 'bn'/'head_bn', not both.")
+            value = toggles.pop(name)
+            toggles.update(bn=value, head_bn=value)
+    return toggles
+
+
 @register(
     dataset="tiny_imagenet",
     study="S3",
-    aliases={"norm": "bn", "normalization": "bn"},
+    aliases={"widths": "filters"},
+    translate=_norm_names,
 )
 def tiny_baseline(
     *,
@@ -24,9 +37,10 @@ def tiny_baseline(
     num_classes: int,
     depth: Literal["short", "mid", "long"] = "short",
     bn: bool = False,
+    head_bn: bool = False,
     dropout: float = 0.0,
     residual: bool = False,
-    widths: tuple[int, ...] = (32, 64, 128, 256),
+    filters: tuple[int, ...] = (32, 64, 128, 256),
     width: float = 1.0,
     hidden: tuple[int, ...] = (512,),
     activation: Activation = "relu",
@@ -38,19 +52,20 @@ def tiny_baseline(
     (+ BN) + ReLU followed by 0 (`short`), 1 (`mid`) or 2 (`long`) double-conv blocks, then
     flatten, dense 512 (+ dropout) and the classifier. `residual=True` turns the stage conv into a
     residual unit with a 1x1 projection and every double-conv into a basic block with an identity
-    shortcut; S3's `all` is `bn=True, dropout=0.5, residual=True` with plateau LR decay in the
-    recipe. S3 reported 22.71 % test accuracy for the short baseline, 14.07 % for long, 43.02 %
-    for short + all. The study drew its layers only in figures that did not survive; the widths
-    here are ours.
+    shortcut; S3's `all` is `bn=True, head_bn=True, dropout=0.5, residual=True` with plateau LR
+    decay in the recipe. S3 reported 22.71 % test accuracy for the short baseline, 14.07 % for
+    long, 43.02 % for short + all. The study drew its layers only in figures that did not
+    survive; the widths here are ours.
 
     Args:
         input_shape: Input `(H, W, C)`.
         num_classes: Output logits.
         depth: `short`, `mid` or `long`.
-        bn: BatchNormalization after every conv and hidden dense layer (`norm`).
+        bn: BatchNormalization after every conv (S3's `norm` sets it and `head_bn`).
+        head_bn: BatchNormalization after every hidden dense layer.
         dropout: Dropout rate after every hidden dense layer.
         residual: Shortcut connections around every conv unit.
-        widths: Filters per stage, before `width` scaling.
+        filters: Filters per stage, before `width` scaling (`widths`).
         width: Multiplier of every filter count.
         hidden: Hidden dense widths.
         activation: Activation of every conv and hidden layer.
@@ -62,18 +77,18 @@ def tiny_baseline(
     block = dict(residual=residual, bn=bn, activation=activation, weight_decay=weight_decay)
     inputs = keras.Input(input_shape, name="image")
     x = inputs
-    for s, filters in enumerate(widths, start=1):
-        filters = scaled(filters, width)
+    for s, count in enumerate(filters, start=1):
+        count = scaled(count, width)
         # Convs keep their bias, as in S3's PyTorch layers, whether or not BN follows.
-        x = residual_block(x, filters, name=f"s{s}_b0", convs=1, use_bias=True, **block)
+        x = residual_block(x, count, name=f"s{s}_b0", convs=1, use_bias=True, **block)
         for b in range(1, DEPTHS[depth] + 1):
-            x = residual_block(x, filters, name=f"s{s}_b{b}", convs=2, use_bias=True, **block)
+            x = residual_block(x, count, name=f"s{s}_b{b}", convs=2, use_bias=True, **block)
         x = max_pool(x, name=f"s{s}_pool")
     outputs = classifier(
         x,
         num_classes,
         hidden=hidden,
-        bn=bn,
+        bn=head_bn,
         activation=activation,
         dropout=dropout,
         weight_decay=weight_decay,

@@ -4,7 +4,8 @@
     cfg = config(STUDIES["S1"], STUDIES["S1"].run("ResNet"), "cpu")
 
 A study is data: its runs, the figures it reported and its tables' layout. Running one (train
-what is missing, search, lay out the tables) is the `studies` application's: `studies.run_study`.
+what is missing, search, lay out the tables) is the `study_runner` application's
+(`study_runner.run_study`).
 """
 
 from zoo.cli import lazy_exports

@@ -32,7 +32,7 @@ def _parser() -> Parser:
 
 
 def _list() -> None:
-    from studies import estimate_seconds
+    from study_runner import estimate_seconds
     from zoo.study import STUDIES
 
     for study in STUDIES.values():
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.study:
             raise ValueError("give a STUDY (S0 ... S4) or --list.")
-        from studies import run_study
+        from study_runner import run_study
 
         run_study(
             args.study, budget=args.budget, seeds=args.seeds, data_dir=args.data_dir,

@@ -165,15 +165,17 @@ SMOKE: dict[str, Any] = dict(epochs=1, subset=5, test_subset=5, batch_size=16)
 # Adam 1e-3 for 10 epochs at a constant rate without early stopping.
 _S0_PLAIN = dict(lr=1e-3, schedule="constant", early_stopping=0, epochs=10)
 _S0_BASE = dict(hidden=100, init_std=1e-3, weight_decay=1e-3, bn=False, dropout=0.0)
+# CS231n's use_batchnorm normalized the convs (`bn`) and the hidden affine layer (`head_bn`).
+_S0_BN = dict(bn=True, head_bn=True)
 _S0_RUNS = (
     StudyRun("three-layer", "three_layer_convnet", note="CS231n's three-layer net"),
     StudyRun("baseline", "deeper_convnet", _S0_BASE, _S0_PLAIN, 0.632),
-    StudyRun("+BN", "deeper_convnet", {**_S0_BASE, "bn": True}, _S0_PLAIN),
+    StudyRun("+BN", "deeper_convnet", {**_S0_BASE, **_S0_BN}, _S0_PLAIN),
     StudyRun("+dropout", "deeper_convnet", {**_S0_BASE, "dropout": 0.5}, _S0_PLAIN),
     StudyRun(
         "+BN+dropout",
         "deeper_convnet",
-        {**_S0_BASE, "hidden": 128, "bn": True, "dropout": 0.5},
+        {**_S0_BASE, "hidden": 128, **_S0_BN, "dropout": 0.5},
         _S0_PLAIN,
         0.138,
         note="keep ratio 0.5: collapsed",
@@ -181,7 +183,9 @@ _S0_RUNS = (
     StudyRun(
         "+BN+dropout wide",
         "deeper_convnet",
-        dict(filters=(64, 128), hidden=512, init_std=1e-2, weight_decay=5e-4, bn=True, dropout=0.2),
+        dict(
+            filters=(64, 128), hidden=512, init_std=1e-2, weight_decay=5e-4, **_S0_BN, dropout=0.2
+        ),
         {**_S0_PLAIN, "epochs": 15},
         0.128,
         note="keep ratio 0.8: collapsed",
@@ -189,7 +193,7 @@ _S0_RUNS = (
     StudyRun(
         "BN, no lr decay",
         "deeper_convnet",
-        dict(hidden=128, init_std=1e-2, weight_decay=1e-4, bn=True, dropout=0.0),
+        dict(hidden=128, init_std=1e-2, weight_decay=1e-4, **_S0_BN, dropout=0.0),
         {**_S0_PLAIN, "epochs": 20},
         0.107,
         note="20 epochs at lr 1e-3: diverged",
@@ -274,11 +278,12 @@ S2 = Study(
 
 # --- S3: depth ablation on Tiny ImageNet -------------------------------------------------------
 
-_ALL = dict(bn=True, dropout=0.5, residual=True)
+# S3's norm normalized every layer: the convs (`bn`) and the dense head (`head_bn`).
+_ALL = dict(bn=True, head_bn=True, dropout=0.5, residual=True)
 _S3_TOGGLES = {
     "baseline": ({}, {}),
     "+decay": ({}, {"schedule": "plateau"}),
-    "+norm": ({"bn": True}, {}),
+    "+norm": ({"bn": True, "head_bn": True}, {}),
     "+dropout": ({"dropout": 0.5}, {}),
     "+residual": ({"residual": True}, {}),
     "+all": (_ALL, {"schedule": "plateau"}),

@@ -4,7 +4,7 @@ The study runner sits above the library and its other applications: it reads the
 data (`zoo.study.catalog`), trains through `zoo.train`, searches through `tuning` and draws
 through `reports`; nothing below imports it.
 
-    from studies import run_study
+    from study_runner import run_study
     result = run_study("S3", budget="cpu", seeds=2, data_dir="~/data", out="studies")
     result.tables["s3"]           # the study's layout: ours (mean ± std) against its figure
 
@@ -148,7 +148,8 @@ def run_study(
             if verbose:
                 accuracy = done.metrics.get("test", {}).get("accuracy")
                 shown = f"{accuracy:.2%}" if accuracy is not None else "no score"
-                print(f"{study.name} {run.name} seed {seed}: test {shown} ({done.path.name})")
+                where = done.path.name + ("" if done.trained else ", finished earlier: read back")
+                print(f"{study.name} {run.name} seed {seed}: test {shown} ({where})")
     # The tables show every finished run of the study in its folder, so a rerun of some runs
     # (--only) or of fewer seeds keeps the rest.
     runs = {**_finished_runs(study, budget, folder, precision), **runs}

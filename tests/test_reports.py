@@ -80,7 +80,10 @@ def test_study_figure_beside_ours(report):
     assert runs.loc["basic_cnn", "variant"] == "width=0.25"
     assert pd.isna(runs.loc["basic_cnn", "study_test_accuracy"])  # not the study's network
     assert study_figure("vgg_a", "bn") == ("S1", 0.89)
-    assert study_figure("tiny_baseline", "bn+dropout=0.5+residual+schedule=plateau")[1] == 0.4302
+    assert (
+        study_figure("tiny_baseline", "bn+dropout=0.5+head_bn+residual+schedule=plateau")[1]
+        == 0.4302
+    )
 
 
 def test_ablation_pivot_has_mean_and_std_over_seeds(report):
@@ -196,7 +199,8 @@ def _run_folder(path: Path, config: RunConfig, base: RunConfig | None = None) ->
         ("mlp_mnist", None, "baseline", ("S2", 0.9806)),
         ("deeper_convnet", None, "baseline", ("S0", 0.692)),  # its recipe is S0's final model
         # S0's baseline (builder defaults) was at lr 1e-3, constant: not at the recipe's schedule.
-        ("deeper_convnet", {}, "hidden=100+init_std=0.001+no_bn+weight_decay=0.001", (None, None)),
+        ("deeper_convnet", {}, "hidden=100+init_std=0.001+no_bn+no_head_bn+weight_decay=0.001",
+         (None, None)),
         ("deeper_convnet", {}, "", ("S0", 0.632)),
         ("vgg_a", {"bn": True}, "bn", ("S1", 0.89)),
         ("basic_cnn", {"width": 0.5}, "width=0.5", (None, None)),
@@ -206,7 +210,10 @@ def test_a_recipe_run_is_labelled_baseline_with_its_figure(model, kwargs, label,
     overrides = {} if kwargs is None else {"model_kwargs": kwargs}
     if label == "":  # the study's own settings for that run
         overrides.update(lr=1e-3, schedule="constant")
-        label = "hidden=100+init_std=0.001+lr=0.001+no_bn+schedule=constant+weight_decay=0.001"
+        label = (
+            "hidden=100+init_std=0.001+lr=0.001+no_bn+no_head_bn+schedule=constant"
+            "+weight_decay=0.001"
+        )
     config = recipe(model, epochs=1, seed=3, data_dir="/data", subset=10, **overrides)
     row = read_run(_run_folder(tmp_path / "run", config))
     assert (row["variant"], (row["study"], row["study_test_accuracy"])) == (label, figure)

@@ -128,7 +128,7 @@ def test_run_folder_has_every_file_with_sane_contents(data_dir, tmp_path):
 
     saved = json.loads((run.path / "config.json").read_text())
     assert saved["config"]["model"] == "mlp_mnist" and saved["config"]["seed"] == 0
-    assert saved["format"] == 2 and RunConfig(**saved["recipe"]) == recipe("mlp_mnist")
+    assert saved["format"] == CONFIG_FORMAT and RunConfig(**saved["recipe"]) == recipe("mlp_mnist")
     assert {"zoo", "keras", "tensorflow"} <= set(saved["versions"])
     assert saved["device"] and saved["input_shape"] == [28, 28, 1]
     assert load_config(run.path) == run.config
@@ -250,24 +250,30 @@ def test_the_same_run_whichever_way_its_data_is_given(data_dir, tmp_path, monkey
     """Where the data is read from and logging are not a run's identity (`zoo.runs`)."""
     first = train(_tiny(data_dir, epochs=1), tmp_path, verbose=0)
     monkeypatch.setenv("ZOO_DATA_DIR", str(data_dir))
+    tiny = _tiny(data_dir, epochs=1)
     for config in (
-        _tiny(data_dir, epochs=1, data_dir=None),  # the data from $ZOO_DATA_DIR
-        _tiny(data_dir, epochs=1, data_dir=str(data_dir) + "/"),
-        _tiny(data_dir, epochs=1, tensorboard=True),
+        dataclasses.replace(tiny, data_dir=None),  # the data from $ZOO_DATA_DIR
+        dataclasses.replace(tiny, data_dir=str(data_dir) + "/"),
+        dataclasses.replace(tiny, tensorboard=True),
     ):
         again = train(config, tmp_path, verbose=0)
         assert again.path == first.path and not again.trained
-    assert _tiny(data_dir, epochs=1, data_dir=None) == _tiny(data_dir, epochs=1)
-    assert _digest(_tiny(data_dir, data_dir=None)) == _digest(_tiny(data_dir))
+    assert dataclasses.replace(tiny, data_dir=None) == tiny
+    assert _digest(dataclasses.replace(tiny, data_dir=None)) == _digest(tiny)
     # A folder named under the older rule (the data folder in its digest) is found by its
     # settings, whichever way the data is given now, and not trained again.
     old = first.path.with_name(f"mlp_mnist-mnist-{'0' * 8}")
     first.path.rename(old)
-    for config in (_tiny(data_dir, epochs=1, data_dir=None), _tiny(data_dir, epochs=1)):
+    for config in (dataclasses.replace(tiny, data_dir=None), tiny):
         again = train(config, tmp_path, verbose=0)
         assert again.path == old and not again.trained
+    # A toggle given at its builder's default trains the same model: the same run.
+    from zoo import runs
+
+    assert runs.same_run(recipe("lenet"), recipe("lenet", model_kwargs={"bn": False}))
+    assert not runs.same_run(recipe("lenet"), recipe("lenet", model_kwargs={"bn": True}))
     # What is trained is identity: another seed is another run.
-    assert train(_tiny(data_dir, epochs=1, seed=1), tmp_path, verbose=0).path != old
+    assert train(dataclasses.replace(tiny, seed=1), tmp_path, verbose=0).path != old
 
 
 def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:

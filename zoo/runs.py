@@ -51,14 +51,24 @@ BACKUP, BACKUP_WEIGHTS = "backup", "state.weights.h5"
 # --- identity -----------------------------------------------------------------------------------
 
 
-def identity(config: RunConfig) -> dict[str, Any]:
-    """The settings that make a run what it is: every field but those declared
-    `compare=False` in `RunConfig` (data location, streaming, logging)."""
+def _fields(config: RunConfig) -> dict[str, Any]:
+    """Every field but those declared `compare=False` (data location, streaming, logging)."""
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.compare}
 
 
+def identity(config: RunConfig) -> dict[str, Any]:
+    """The settings that make a run what it is: every field but those declared
+    `compare=False` in `RunConfig` (data location, streaming, logging), with the toggles
+    spelt out over the builder's defaults (a default given or left out trains the same)."""
+    from zoo import registry
+
+    fields = _fields(config)
+    fields["model_kwargs"] = {**registry.describe(config.model).toggles, **config.model_kwargs}
+    return fields
+
+
 def same_run(a: RunConfig, b: RunConfig) -> bool:
-    """Whether two configs train the same run (the dataclass's equality is this rule)."""
+    """Whether two configs train the same run."""
     return identity(a) == identity(b)
 
 
@@ -72,12 +82,13 @@ _DIGEST_DEFAULTS = {"precision": "float32"}
 
 
 def digest(config: RunConfig) -> str:
-    """Eight hex digits of the run's identity, the last part of its folder's name."""
+    """Eight hex digits of the run's settings as given, the last part of its folder's name
+    (toggles as given, so names written before `identity` spelt them out stay the same)."""
     # Settings left at their defaults are out, so a setting added later keeps old runs' names.
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
     changed = {
         _DIGEST_NAMES.get(name, name): value
-        for name, value in identity(config).items()
+        for name, value in _fields(config).items()
         if defaults[name] is dataclasses.MISSING
         or value != _DIGEST_DEFAULTS.get(name, defaults[name])
     }

@@ -164,7 +164,7 @@ SMOKE: dict[str, Any] = dict(epochs=1, subset=5, test_subset=5, batch_size=16)
 # S0's runs differ from its final recipe: the baseline is CS231n's DeeperConvNet defaults,
 # Adam 1e-3 for 10 epochs at a constant rate without early stopping.
 _S0_PLAIN = dict(lr=1e-3, schedule="constant", early_stopping=0, epochs=10)
-_S0_BASE = dict(hidden=100, init_std=1e-3, weight_decay=1e-3, bn=False, dropout=0.0)
+_S0_BASE = dict(hidden=100, init_std=1e-3, weight_decay=1e-3, bn=False, head_bn=False, dropout=0.0)
 # CS231n's use_batchnorm normalized the convs (`bn`) and the hidden affine layer (`head_bn`).
 _S0_BN = dict(bn=True, head_bn=True)
 _S0_RUNS = (

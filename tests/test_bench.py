@@ -19,7 +19,9 @@ import pytest
 
 import zoo
 from zoo import bench as zbench
+from zoo.bench import __main__ as bench_cli
 from zoo.bench import bench
+from zoo.bench import timing as bench_timing
 from zoo.recipes import recipe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +93,7 @@ def test_the_command_answers_help_and_misuse_before_tensorflow_loads():
         assert out.returncode == status
         assert not {"tensorflow", "keras", "numpy"} & imported
     assert out.stdout == "" and "--steps: expected a whole number >= 1, got 'many'" in out.stderr
-    assert all(action.help for action in zbench._parser()._actions)  # every flag explains itself
+    assert all(action.help for action in bench_cli._parser()._actions)  # every flag explains itself
 
 
 def _stat(*cores: tuple[int, int, int, int]) -> str:
@@ -106,7 +108,7 @@ def _own(utime: int, stime: int) -> str:
 
 
 def test_other_processes_cpu_is_the_machines_busy_time_less_our_own(monkeypatch):
-    monkeypatch.setattr(zbench, "_cpus", lambda: {0, 1})  # cpu2 is not ours: not counted
+    monkeypatch.setattr(bench_timing, "_cpus", lambda: {0, 1})  # cpu2 is not ours: not counted
     before = zbench.cpu_sample(
         _stat((100, 50, 900, 0), (10, 10, 900, 0), (0, 0, 0, 0)), _own(40, 20)
     )
@@ -114,7 +116,7 @@ def test_other_processes_cpu_is_the_machines_busy_time_less_our_own(monkeypatch)
         _stat((200, 90, 990, 10), (60, 20, 1200, 0), (5000, 0, 0, 0)), _own(120, 40)
     )  # fmt: skip
     # Busy ticks on cpu0 and cpu1: (100 + 40 + 10) + (50 + 10) = 210; ours 100; idle ignored.
-    assert zbench.other_cpu_seconds(before, after) == pytest.approx(110 * zbench._TICK)
+    assert zbench.other_cpu_seconds(before, after) == pytest.approx(110 * bench_timing._TICK)
     assert zbench.cpu_sample()  # this machine's own files parse
 
 
@@ -242,7 +244,7 @@ def test_a_twin_trains_in_each_setting(precision):
 
 def test_bench_cli_prints_the_pytorch_ratio(capsys):
     pytest.importorskip("torch", reason=NEEDS_TORCH)
-    from zoo.bench import main
+    from zoo.bench.__main__ import main
 
     argv = ["mlp_mnist", "--no-pipeline", "--torch", "--steps", "1", "--windows", "2"]
     assert main([*argv, "--batch-size", "16"]) == 0

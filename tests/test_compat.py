@@ -202,9 +202,9 @@ def test_the_slurm_resolver_and_its_task_parser_are_found():
 
 
 def test_a_moved_slurm_resolver_is_refused_with_a_way_out(monkeypatch):
-    from zoo.train import trainer
+    from zoo.train import distribute
 
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
     monkeypatch.setattr(compat, "slurm_resolver", lambda: None)
     with pytest.raises(RuntimeError, match="TF_CONFIG"):
-        trainer._slurm()
+        distribute.slurm_cluster()

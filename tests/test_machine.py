@@ -102,7 +102,7 @@ def test_a_study_keeps_the_precision_it_started_in(tmp_path, monkeypatch):
 def test_a_search_continues_in_its_precision(tmp_path):
     import json
 
-    from tuning.tuner import _project_precision
+    from tuning.project import project_precision as _project_precision
 
     project = tmp_path / "mlp_mnist-grid"
     assert _project_precision(project) is None  # new: this machine's `auto`

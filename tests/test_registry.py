@@ -263,7 +263,7 @@ def test_readme_samples_run_as_written(needle, tmp_path, monkeypatch):
     exec(compile(sample, "README.md", "exec"), {})  # noqa: S102
 
 
-CLIS = ["zoo.__main__", "zoo.train.__main__", "zoo.data.__main__", "zoo.bench",
+CLIS = ["zoo.__main__", "zoo.train.__main__", "zoo.data.__main__", "zoo.bench.__main__",
         "zoo.study.__main__", "tuning.search", "tuning.memory", "reports.__main__"]  # fmt: skip
 
 

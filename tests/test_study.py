@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from study_runner import estimate_seconds, layout
-from study_runner.runner import _cells, landscape_figures, within_spread
+from study_runner.runner import landscape_figures
+from study_runner.tables import cells_of as _cells
+from study_runner.tables import within_spread
 from zoo import files
 from zoo.study import STUDIES, config, get_study
 from zoo.study.__main__ import main

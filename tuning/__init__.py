@@ -19,8 +19,14 @@ OBJECTIVES: dict[str, str] = {
 }
 
 _SPACES = ("SPACES", "get_space", "hyperparameters", "list_spaces", "space")
-_TUNER = ("Search", "ZooHyperModel", "ZooTuner", "run_search", "summary", "trials")
-__all__ = sorted((*_SPACES, *_TUNER, "OBJECTIVES", "TUNERS"))
+_TUNER = ("Search", "ZooHyperModel", "ZooTuner", "run_search")
+_RESULTS = ("summary", "trials")
+__all__ = sorted((*_SPACES, *_TUNER, *_RESULTS, "OBJECTIVES", "TUNERS"))
 __getattr__ = lazy_exports(
-    __name__, {**dict.fromkeys(_SPACES, "tuning.spaces"), **dict.fromkeys(_TUNER, "tuning.tuner")}
+    __name__,
+    {
+        **dict.fromkeys(_SPACES, "tuning.spaces"),
+        **dict.fromkeys(_TUNER, "tuning.tuner"),
+        **dict.fromkeys(_RESULTS, "tuning.results"),
+    },
 )

@@ -16,7 +16,6 @@ TensorBoard HParams logs (`tensorboard --logdir PROJECT/tensorboard`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import multiprocessing
 import os
 import resource
@@ -30,6 +29,8 @@ import pandas as pd
 import zoo
 import zoo.data
 from tuning import OBJECTIVES, TUNERS  # noqa: F401  (defined there: the CLI parses with them)
+from tuning.project import claim_project, project_precision
+from tuning.results import best_trial, held, summary, trials
 from tuning.spaces import get_space, hyperparameters
 from zoo import compat
 from zoo import runs as zoo_runs
@@ -41,14 +42,6 @@ from zoo.train import compile_model, train
 compat.keras_tuner_writes_atomically()
 
 TunerName = Literal["grid", "random", "hyperband", "bayesian"]
-# Settings that must match for a rerun to continue a project rather than mix two searches.
-_KEPT = ("space", "tuner", "objective", "max_trials", "epochs", "subset", "executions_per_trial",
-         "seed", "fixed")  # fmt: skip
-# What the space trains, kept too: the hyperparameters it declares and the run it builds from
-# their defaults. A project started before they were kept is checked on its space's name only,
-# except for the spaces whose meaning changed when the run setting weight_decay became
-# decoupled_decay: their old trials trained something the space no longer describes.
-_RENAMED_SPACES = ("vgg_a", "resnet_cnn", "inception_v1")
 
 
 @dataclasses.dataclass
@@ -287,10 +280,10 @@ def run_search(
     if objective not in OBJECTIVES:
         raise ValueError(f"Unknown objective {objective!r}. Valid: {', '.join(OBJECTIVES)}.")
     _check_fixed(space, fixed or {})
-    hp = _values(fixed or {})
+    hp = held(fixed or {})
     project = Path(out) / f"{space}-{tuner}"
     if precision == "auto" and not overwrite:
-        precision = _project_precision(project) or precision
+        precision = project_precision(project) or precision
     overrides: dict[str, Any] = {"seed": seed, "evaluate_test": False, "precision": precision}
     for key, value in (("epochs", epochs), ("subset", subset), ("data_dir", data_dir)):
         if value is not None:
@@ -308,7 +301,7 @@ def run_search(
     if role != "chief":  # missing data fails here, once, rather than in every trial
         zoo.data.read(default.home_dataset, data_dir=default.data_dir)
     if role != "worker":
-        _claim_project(project, settings, overwrite)
+        claim_project(project, settings, overwrite)
     oracle = _oracle(tuner, objective, max_trials, default.epochs, seed, hp)
     keras_tuner = ZooTuner(
         oracle, hypermodel, isolate=isolate, directory=str(Path(out)), project_name=project.name,
@@ -321,10 +314,10 @@ def run_search(
     if role == "worker":
         return Search(project, table, {}, keras_tuner)
     write_csv(project / "trials.csv", table, index=False)
-    best = _best(project, table, objective, hypermodel)
+    best = best_trial(project, table, objective, hypermodel)
     if train_best and best:
         # All of train, for the recipe's epochs: the search's subset and budget were a proxy.
-        config = hypermodel.space(_values(best["hyperparameters"]))
+        config = hypermodel.space(held(best["hyperparameters"]))
         config = dataclasses.replace(
             config, seed=seed, data_dir=data_dir, subset=None, precision=precision,
             epochs=best_epochs or recipe(config.model).epochs,
@@ -336,16 +329,6 @@ def run_search(
     if verbose:
         print(summary(project, table, best, objective))
     return Search(project, table, best, keras_tuner)
-
-
-def _project_precision(project: Path) -> str | None:
-    """The precision a search project's trials ran in: float32 for a project from before
-    the `auto` default; None for a new project."""
-    try:
-        saved = json.loads((project / "search.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return (saved.get("default_run") or {}).get("precision", "float32")
 
 
 def _role() -> str:
@@ -364,52 +347,6 @@ def _check_fixed(space: str, fixed: dict[str, Any]) -> None:
             f"Space {space!r} has no hyperparameter {', '.join(map(repr, unknown))}. "
             f"Its hyperparameters: {', '.join(names)}."
         )
-
-
-def _values(values: dict[str, Any]) -> kt.HyperParameters:
-    """Hyperparameters holding `values`."""
-    hp = kt.HyperParameters()
-    for name, value in values.items():
-        hp.Fixed(name, value)
-    return hp
-
-
-def _same_default(saved: dict[str, Any], default_run: dict[str, Any]) -> bool:
-    """Whether a project's recorded default run is this space's, read in today's names (a
-    record from before `config_format` was kept is format 2's)."""
-    record = {"format": saved.get("config_format", 2), "config": saved["default_run"]}
-    try:
-        then = RunConfig(**zoo_runs.migrate(record)["config"])
-    except (TypeError, ValueError):
-        return False
-    return zoo_runs.same_run(then, RunConfig(**default_run))
-
-
-def _claim_project(project: Path, settings: dict[str, Any], overwrite: bool) -> None:
-    file = project / "search.json"
-    if file.exists() and not overwrite:
-        saved = json.loads(file.read_text())
-        changed = [f"{k} {saved.get(k)!r} -> {settings[k]!r}" for k in _KEPT
-                   if saved.get(k) != json.loads(json.dumps(settings[k]))]  # fmt: skip
-        if "hyperparameters" in saved and saved["hyperparameters"] != json.loads(
-            json.dumps(settings["hyperparameters"], default=str)
-        ):
-            changed.append("the space's hyperparameters")
-        if "default_run" in saved and not _same_default(saved, settings["default_run"]):
-            changed.append("the space's default run")
-        if "hyperparameters" not in saved and settings["space"] in _RENAMED_SPACES:
-            changed.append("the space's weight_decay, now decoupled_decay")
-        if changed:
-            raise ValueError(
-                f"{project} holds a search with other settings ({'; '.join(changed)}); "
-                "rerun with its settings to continue it, or use --overwrite or another --out."
-            )
-    elif project.exists() and overwrite:
-        import shutil
-
-        shutil.rmtree(project)
-    project.mkdir(parents=True, exist_ok=True)
-    write_json(file, settings)
 
 
 class _GridOracle(kt.oracles.GridSearchOracle):
@@ -439,78 +376,3 @@ def _oracle(
     if tuner == "bayesian":
         return kt.oracles.BayesianOptimizationOracle(max_trials=max_trials or 10, **common)
     return kt.oracles.HyperbandOracle(max_epochs=epochs, **common)
-
-
-# --- results -------------------------------------------------------------------------------------
-
-_METRICS = ("val_accuracy", "accuracy", "val_loss", "loss", "epochs", "seconds", "rss_mib")
-
-
-def trials(project: str | Path) -> pd.DataFrame:
-    """One row per trial of a search project, in trial order.
-
-    Columns: trial_id, status, every hyperparameter, score (the objective), val_accuracy,
-    accuracy, val_loss, loss (of the trial's best weights, averaged over executions), epochs,
-    seconds (of training), rss_mib (the search process's memory after the trial), runs (the
-    trial's run folders).
-
-    Raises:
-        FileNotFoundError: No trials in `project`.
-    """
-    project = Path(project)
-    files = sorted(project.glob("trial_*/trial.json"))
-    if not files:
-        raise FileNotFoundError(f"{project}: no trials (no trial_*/trial.json).")
-    rows = []
-    for file in files:
-        trial = kt.engine.trial.Trial.load(str(file))
-        row: dict[str, Any] = {"trial_id": trial.trial_id, "status": trial.status}
-        row.update(trial.hyperparameters.values)
-        row["score"] = trial.score
-        for name in _METRICS:
-            exists = trial.metrics.exists(name)
-            row[name] = trial.metrics.get_last_value(name) if exists else None
-        row["runs"] = ";".join(
-            str(p.relative_to(project)) for p in zoo_runs.folders_in(file.parent)
-        )
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _best(
-    project: Path, table: pd.DataFrame, objective: str, hypermodel: ZooHyperModel
-) -> dict[str, Any]:
-    done = table[(table["status"] == "COMPLETED") & table["score"].notna()]
-    if done.empty:
-        return {}
-    row = done.loc[
-        done["score"].idxmax() if OBJECTIVES[objective] == "max" else done["score"].idxmin()
-    ]
-    trial = kt.engine.trial.Trial.load(str(project / f"trial_{row['trial_id']}" / "trial.json"))
-    values = trial.hyperparameters.values
-    return {
-        "trial_id": row["trial_id"],
-        "objective": objective,
-        "score": row["score"],
-        "hyperparameters": values,
-        "config": dataclasses.asdict(hypermodel.config(_values(values))),
-        "runs": row["runs"].split(";") if row["runs"] else [],
-    }
-
-
-def summary(project: Path, table: pd.DataFrame, best: dict[str, Any], objective: str) -> str:
-    """A few lines: counts by status, the best trial and the top five."""
-    counts = ", ".join(f"{n} {s.lower()}" for s, n in table["status"].value_counts().items())
-    lines = [f"{project}: {len(table)} trials ({counts})"]
-    if best:
-        values = ", ".join(f"{k}={v}" for k, v in best["hyperparameters"].items())
-        lines.append(f"best: trial {best['trial_id']}, {objective} {best['score']:.4f} ({values})")
-        if "retrained" in best and "test" in best["retrained"]:
-            test = best["retrained"]["test"]["accuracy"]
-            lines.append(f"retrained on all of train: test accuracy {test:.4f}")
-        ascending = OBJECTIVES[objective] == "min"
-        top = table.sort_values("score", ascending=ascending).head(5)
-        columns = [c for c in top.columns if c not in ("status", "runs", "rss_mib")]
-        lines.append(top[columns].to_string(index=False))
-    lines.append(f"tables: {project / 'trials.csv'}, {project / 'best.json'}")
-    return "\n".join(lines)

@@ -9,6 +9,7 @@ import statistics
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from zoo import runs as zoo_runs
 from zoo.bench.profiling import profile
 from zoo.bench.timing import (
     Speed,
@@ -158,13 +159,8 @@ def bench(
     sections = {"in_memory": measure(model, in_memory, batch, steps, windows)}
     sections["inference"] = measure_inference(model, x, batch, steps, windows)
     if pipeline:
-        train, *_ = zoo.data.load(
-            config.home_dataset, data_dir=config.data_dir, batch_size=batch,
-            augment=config.augment, normalize=config.normalize, seed=config.seed,
-            epochs=(0, 10_000),
-        )  # fmt: skip
-        if config.label_smoothing:
-            train = train.map(lambda a, b: (a, tf.one_hot(b, classes)))
+        # The run's own pipeline (split, subset, augmentation, labels as its loss takes them).
+        train, *_ = zoo_runs.data(config, batch_size=batch, epochs=(0, 10_000))
         sections["feed"] = measure_feed(train, batch, steps, windows)
         train = train.take(steps * (windows + 1))
         sections["pipeline"] = measure(model, train, batch, steps, windows)

@@ -117,7 +117,6 @@ class Study:
         title: What it studied.
         runs: Every configuration it trained.
         tables: Its tables, as it laid them out.
-        figures: The figures it drew of each run (`python -m reports` names).
         landscape: The model and ablation whose loss band it drew, if any.
         searches: The `tuning` spaces it searched.
         budgets: Settings (and toggles under `"toggles"`) applied to every run at a budget;
@@ -129,7 +128,6 @@ class Study:
     title: str
     runs: tuple[StudyRun, ...]
     tables: tuple[Table, ...]
-    figures: tuple[str, ...] = ()
     landscape: LossBand | None = None
     searches: tuple[StudySearch, ...] = ()
     budgets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -235,7 +233,6 @@ S1 = Study(
         _one_column("s1_models", "S1: the three models", _S1_RUNS[:3]),
         _one_column("s1_vgg", "S1: VGG-A against VGG-A-BN", _S1_RUNS[3:]),
     ),
-    figures=("curves", "confusion", "filters"),
     landscape=LossBand("vgg_a", {"bn": True}, (1e-3, 2e-3, 1e-4, 5e-4)),
     budgets={"cpu": dict(subset=0.3, epochs=10, early_stopping=0, toggles={"width": 0.5}),
              "smoke": dict(toggles={"width": 0.25})},
@@ -271,7 +268,7 @@ _S2_SEARCHES = (
 S2 = Study(
     "S2", "An MLP and LeNet on MNIST, with S2's grid search and gamma sweep",
     _S2_RUNS, (_one_column("s2", "S2: test accuracy of each model", _S2_RUNS),),
-    figures=("weight tiles",), searches=_S2_SEARCHES,
+    searches=_S2_SEARCHES,
     budgets={"cpu": {}},
     scaling={"cpu": "S2's own settings: the whole study fits the budget"},
 )  # fmt: skip
@@ -338,7 +335,6 @@ S4 = Study(
         _one_column("s4_inception", "S4: Inception and its residual form", _S4_RUNS[:4]),
         _one_column("s4_vgg", "S4: VGG against VGG-BN", _S4_RUNS[4:]),
     ),
-    figures=("curves",),
     landscape=LossBand("vgg_a", {"bn": True}, (1e-3, 1e-4, 5e-4, 5e-5)),
     budgets={"cpu": dict(subset=0.1, epochs=6, early_stopping=0, toggles={"width": 0.5}),
              "smoke": dict(toggles={"width": 0.25})},

@@ -234,7 +234,7 @@ def test_tensorflows_start_up_lines_do_not_reach_stderr():
     "module, argv",
     [
         ("zoo.__main__", ["lst"]),
-        ("zoo.bench", ["mlp_mnist", "--steps", "many"]),
+        ("zoo.bench.__main__", ["mlp_mnist", "--steps", "many"]),
         ("zoo.data.__main__", ["info"]),
         ("tuning.memory", ["--trials", "many"]),
     ],

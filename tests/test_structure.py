@@ -79,6 +79,8 @@ MISUSE = [
     ("zoo.study", "S2", "--only", "nosuch"),
     ("zoo.bench", "nosuch"),
     ("zoo", "describe", "nosuch"),
+    ("tuning.search", "nosuch"),
+    ("tuning.search", "mlp_mnist", "--epochs", "-1"),
 ]
 
 

@@ -51,7 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     import zoo
+    from tuning.spaces import get_space
 
+    try:  # before TensorFlow loads
+        if args.space:
+            get_space(args.space)
+    except ValueError as err:
+        parser.exit(2, f"{parser.prog}: {err}\n")
     zoo.load()
     from tuning.spaces import hyperparameters, list_spaces
     from tuning.tuner import run_search

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-
-import keras_tuner as kt
+from typing import TYPE_CHECKING
 
 from zoo.recipes import RunConfig, recipe
 
-Space = Callable[[kt.HyperParameters], RunConfig]
+if TYPE_CHECKING:  # Keras Tuner (and TensorFlow) load when a space is first searched
+    import keras_tuner as kt
+
+Space = Callable[["kt.HyperParameters"], RunConfig]
 
 SPACES: dict[str, Space] = {}
 
@@ -51,6 +53,8 @@ def get_space(name: str) -> Space:
 
 def hyperparameters(name: str) -> kt.HyperParameters:
     """The hyperparameters a space declares, each at its default."""
+    import keras_tuner as kt
+
     hp = kt.HyperParameters()
     get_space(name)(hp)
     return hp

@@ -6,8 +6,6 @@ import dataclasses
 import sys
 from typing import TYPE_CHECKING
 
-from zoo.bench.report import report
-from zoo.bench.runner import bench, largest_batch
 from zoo.cli import Parser, positive_int
 
 if TYPE_CHECKING:
@@ -57,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
     zoo.load()
+    from zoo.bench.report import report
+    from zoo.bench.runner import bench, largest_batch
     from zoo.cli import parse_set
     from zoo.recipes import recipe
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+import zoo
 from zoo.models.vgg import SPECS
 
 TWINS = ("mlp_mnist", "basic_cnn", "improved_cnn", "resnet_cnn", "vgg_a")
@@ -43,16 +44,20 @@ def build_twin(model: str, toggles: dict[str, Any] | None = None) -> Any:
             f"No PyTorch twin for {model!r} with {toggles}; twins: {', '.join(TWINS)} "
             f"(toggles: {', '.join(sorted(supported))})."
         )
+    # The Keras builder's own defaults and home shape: the twin copies no number of its own.
+    info = zoo.describe(model)
+    settings = {**info.toggles, **toggles}
+    shape, classes = info.input_shape, info.num_classes
     if model == "mlp_mnist":
-        layers = [("flatten", nn.Flatten())]
-        layers += _dense(nn, "fc1", 784, 1000, toggles.get("bn", False), nn.LeakyReLU(0.01))
-        return nn.Sequential(OrderedDict([*layers, ("logits", nn.Linear(1000, 10))]))
+        layers, features = [("flatten", nn.Flatten())], int(np.prod(shape))
+        for i, units in enumerate(settings["hidden"], start=1):
+            layers += _dense(nn, f"fc{i}", features, units, settings["bn"], nn.LeakyReLU(0.01))
+            features = units
+        return nn.Sequential(OrderedDict([*layers, ("logits", nn.Linear(features, classes))]))
     if model == "resnet_cnn":
-        return _resnet(nn, toggles.get("bn", True))
-    head = {"basic_cnn": ((512,), False, 0.0), "improved_cnn": ((1024,), True, 0.5),
-            "vgg_a": ((512, 512), False, 0.0)}[model]  # fmt: skip
-    bn = toggles.get("bn", model == "improved_cnn")
-    return _plain(nn, model, bn, *head)
+        return _resnet(nn, settings["bn"], settings["blocks"], settings["filters"], shape, classes)
+    head = (settings["hidden"], settings["head_bn"], settings["dropout"])
+    return _plain(nn, model, settings["bn"], *head, shape, classes)
 
 
 def _conv(nn: Any, name: str, cin: int, cout: int, bn: bool, act: Any = None, **conv: Any) -> list:
@@ -67,8 +72,11 @@ def _dense(nn: Any, name: str, cin: int, units: int, bn: bool, act: Any) -> list
     return layers + [(f"{name}_act", act)]
 
 
-def _plain(nn: Any, name: str, bn: bool, hidden: tuple, head_bn: bool, dropout: float) -> Any:
-    layers, channels, size, stage, conv = [], 3, 32, 1, 1
+def _plain(
+    nn: Any, name: str, bn: bool, hidden: tuple, head_bn: bool, dropout: float,
+    shape: tuple[int, int, int], classes: int,
+) -> Any:  # fmt: skip
+    layers, channels, size, stage, conv = [], shape[2], shape[0], 1, 1
     for item in SPECS[name]:
         if item == "M":
             layers.append((f"s{stage}_pool", nn.MaxPool2d(2, ceil_mode=True)))  # Keras "same"
@@ -83,11 +91,14 @@ def _plain(nn: Any, name: str, bn: bool, hidden: tuple, head_bn: bool, dropout: 
         layers += _dense(nn, f"fc{i}", features, units, head_bn, nn.ReLU())
         layers += [(f"fc{i}_drop", nn.Dropout(dropout))] if dropout else []
         features = units
-    layers.append(("logits", nn.Linear(features, 10)))
+    layers.append(("logits", nn.Linear(features, classes)))
     return nn.Sequential(OrderedDict(layers))
 
 
-def _resnet(nn: Any, bn: bool) -> Any:
+def _resnet(
+    nn: Any, bn: bool, blocks: tuple[int, ...], filters: tuple[int, ...],
+    shape: tuple[int, int, int], classes: int,
+) -> Any:  # fmt: skip
     def conv(name: str, cin: int, cout: int, size: int, stride: int, act: bool) -> list:
         # Keras's "same" pads a strided 3x3 convolution by one row and column, bottom and right.
         pad = [(f"{name}_pad", nn.ZeroPad2d((0, 1, 0, 1)))] if stride == 2 and size == 3 else []
@@ -110,14 +121,16 @@ def _resnet(nn: Any, bn: bool) -> Any:
         def forward(self, x: Any) -> Any:
             return self.out(self.body(x) + self.shortcut(x))
 
-    layers = conv("stem", 3, 64, 3, 1, True)
-    channels = 64
-    for s, width in enumerate((64, 128, 256), start=1):
-        for b in (1, 2):
-            layers.append((f"s{s}_b{b}", Block(channels, width, 2 if s > 1 and b == 1 else 1)))
-            channels = width
-    layers += [("pool", nn.AvgPool2d(2)), ("flatten", nn.Flatten()),
-               ("logits", nn.Linear(256 * 4 * 4, 10))]  # fmt: skip
+    layers = conv("stem", shape[2], filters[0], 3, 1, True)
+    channels, size = filters[0], shape[0]
+    for s, (count, width) in enumerate(zip(blocks, filters, strict=True), start=1):
+        for b in range(1, count + 1):
+            stride = 2 if s > 1 and b == 1 else 1
+            layers.append((f"s{s}_b{b}", Block(channels, width, stride)))
+            channels, size = width, math.ceil(size / stride)
+    size = math.ceil(size / 2)  # the 2x2 average pool, "same" as in Keras
+    layers += [("pool", nn.AvgPool2d(2, ceil_mode=True)), ("flatten", nn.Flatten()),
+               ("logits", nn.Linear(channels * size * size, classes))]  # fmt: skip
     return nn.Sequential(OrderedDict(layers))
 
 

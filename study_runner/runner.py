@@ -128,7 +128,8 @@ def run_study(
         The `StudyResult`.
 
     Raises:
-        ValueError: Unknown study, budget or run name, or seeds < 1.
+        ValueError: Unknown study or budget, or seeds < 1.
+        KeyError: Unknown run name (listing the study's runs).
     """
     from zoo.train import train
 

@@ -630,6 +630,38 @@ def test_a_format2_run_folder_loads_in_todays_names(data_dir, tmp_path, monkeypa
                  tmp_path, verbose=0).path == run.path  # fmt: skip
 
 
+def test_a_format2_recipe_migrates_with_its_run():
+    """Reports label a run against its recorded recipe: both read in today's names."""
+    old = {
+        "format": 2,
+        "config": {"model": "deeper_convnet", "model_kwargs": {"bn": True}},
+        "recipe": {"model": "deeper_convnet", "model_kwargs": {"bn": True, "hidden": 256}},
+    }
+    new = migrate(old)
+    assert new["config"]["model_kwargs"]["head_bn"] is True
+    assert new["recipe"]["model_kwargs"]["head_bn"] is True
+    assert RunConfig(**new["recipe"]).model_kwargs == {
+        "bn": True,
+        "hidden": (256,),
+        "head_bn": True,
+    }
+
+
+def test_a_finished_folder_of_a_run_wins_over_an_unfinished_one_before_it(tmp_path):
+    """Two older names of one run: the finished one is read back, never the other trained."""
+    from zoo import runs
+
+    config = recipe("lenet", **FORMAT2_COMMAND)
+    unfinished, finished = tmp_path / "lenet-mnist-00000001", tmp_path / "lenet-mnist-00000002"
+    shutil.copytree(FORMAT2, unfinished)
+    (unfinished / "metrics.json").unlink()
+    shutil.copytree(FORMAT2, finished)
+    assert runs.find(config, tmp_path) == finished
+    with runs.claim(config, tmp_path) as (path, done):
+        assert (path, done) == (finished, True)
+    assert runs.first_folder(config, tmp_path) == finished
+
+
 def test_a_format1_inception_keeps_its_single_stem_conv():
 
     old = {"config": {"model": "inception_v1", "model_kwargs": {"residual": True}}}

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from zoo import files
+from zoo import runs as zoo_runs
 
 S1 = ("basic_cnn", "improved_cnn", "resnet_cnn", "vgg_a")
 XLA_SECONDS = 130  # the two XLA benches' share of the budget
@@ -171,11 +172,9 @@ def one_epoch(check: Check, limit: float) -> None:
         status, seconds, out = check.run(
             [sys.executable, "-m", "zoo.train", "resnet_cnn", "--epochs", "1", "--out", tmp,
              "--quiet"], limit)  # fmt: skip
-        history = list(Path(tmp).glob("*/history.csv"))
-        epoch = ""
-        if history:
-            rows = list(csv.DictReader(history[0].open()))
-            epoch = rows[-1].get("seconds", "") if rows else ""
+        folders = zoo_runs.folders_in(tmp)
+        history = zoo_runs.read_history(folders[0]) if folders else None
+        epoch = history["seconds"].iloc[-1] if history is not None and len(history) else ""
     last = out.strip().splitlines()[-1] if out.strip() else ""
     check.record(step="train 1 epoch", model="resnet_cnn", status=status,
                  seconds=f"{seconds:.1f}", note=f"epoch {epoch} s; {last[-200:]}")  # fmt: skip

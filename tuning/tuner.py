@@ -122,9 +122,10 @@ class ZooTuner(kt.Tuner):
 
     def load_model(self, trial: kt.engine.trial.Trial) -> keras.Model:
         """The best weights of the trial's first run (its best.keras)."""
-        return keras.models.load_model(
-            zoo_runs.finished_in(self.get_trial_dir(trial.trial_id))[0] / zoo_runs.BEST
-        )
+        done = zoo_runs.finished_in(self.get_trial_dir(trial.trial_id))
+        if not done:
+            raise FileNotFoundError(f"trial {trial.trial_id}: no finished run to load.")
+        return zoo_runs.best_model(done[0])
 
     def save_model(self, trial_id: str, model: keras.Model, step: int = 0) -> None:
         """Nothing to do: every run keeps its own best.keras."""
@@ -305,7 +306,7 @@ def run_search(
     oracle = _oracle(tuner, objective, max_trials, default.epochs, seed, hp)
     keras_tuner = ZooTuner(
         oracle, hypermodel, isolate=isolate, directory=str(Path(out)), project_name=project.name,
-        executions_per_trial=executions_per_trial, overwrite=False,  # _claim_project cleared it
+        executions_per_trial=executions_per_trial, overwrite=False,  # claim_project cleared it
     )  # fmt: skip
     if role != "worker":
         _log_hparams_config(project / "tensorboard", keras_tuner.oracle.get_space())

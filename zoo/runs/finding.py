@@ -79,9 +79,14 @@ def candidates(config: RunConfig, out: Path) -> Iterator[tuple[Path, bool]]:
 @contextlib.contextmanager
 def claim(config: RunConfig, out: Path) -> Iterator[tuple[Path, bool]]:
     """Yields the run folder for `config` and whether it holds the finished run already; an
-    unfinished one is locked for this process while the block runs."""
+    unfinished one is locked for this process while the block runs. A finished folder of the
+    run wins over an unfinished one met before it (two older names of one run)."""
+    done = find(config, out)
+    if done is not None:
+        yield done, True
+        return
     for path, finished in candidates(config, out):
-        if finished:
+        if finished:  # finished since `find` looked
             yield path, True
             return
         with locked(path) as got:
@@ -102,8 +107,9 @@ def find(config: RunConfig, out: str | Path) -> Path | None:
 
 
 def first_folder(config: RunConfig, out: Path) -> Path:
-    """The folder a run of `config` goes to when no other process holds it."""
-    return next(candidates(config, out))[0]
+    """The folder a run of `config` goes to when no other process holds it: its finished
+    folder if it has one, else the first candidate."""
+    return find(config, out) or next(candidates(config, out))[0]
 
 
 def folders_in(folder: str | Path) -> list[Path]:

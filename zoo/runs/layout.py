@@ -65,12 +65,21 @@ def migrate(saved: dict[str, Any]) -> dict[str, Any]:
             config["model_kwargs"] = toggles
         saved["config"] = config
     if version <= 2:
-        toggles = dict(saved["config"].get("model_kwargs") or {})
-        if saved["config"].get("model") in _BN_WAS_HEAD_BN and toggles.get("bn"):
-            toggles.setdefault("head_bn", True)  # `bn` normalized the dense head too then
-            saved["config"] = {**saved["config"], "model_kwargs": toggles}
+        # The run's settings and the recipe it recorded (a run is labelled against it).
+        for key in ("config", "recipe"):
+            if isinstance(saved.get(key), dict):
+                saved[key] = _head_bn(saved[key])
     saved["format"] = CONFIG_FORMAT
     return saved
+
+
+def _head_bn(config: dict[str, Any]) -> dict[str, Any]:
+    """A format-2 config with `head_bn` where its `bn` normalized the dense head too."""
+    toggles = dict(config.get("model_kwargs") or {})
+    if config.get("model") in _BN_WAS_HEAD_BN and toggles.get("bn"):
+        toggles.setdefault("head_bn", True)
+        return {**config, "model_kwargs": toggles}
+    return config
 
 
 def read_record(path: str | Path) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The five studies as data (`zoo.study.catalog`), and their command, `python -m zoo.study S3`.
 
     from zoo.study import STUDIES, config
-    cfg = config(STUDIES["S1"], STUDIES["S1"].run("ResNet"), "cpu")
+    cfg = config(STUDIES["S1"], STUDIES["S1"].run("ResidualCNN"), "cpu")
 
 A study is data: its runs, the figures it reported and its tables' layout. Running one (train
 what is missing, search, lay out the tables) is the `study_runner` application's

@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from study_runner.tables import cells_of, layout, write_report
+from study_runner.tables import cells_of, layout, scores_of, write_report
+from study_runner.verdicts import evidence, verdicts
 from zoo import runs as zoo_runs
 from zoo.data.specs import DATASETS
 from zoo.files import write_json
@@ -53,7 +54,9 @@ class StudyResult:
         folder: `out/<study>-<budget>`: its runs and report.
         runs: `(run name, seed) -> zoo.train.Run`.
         tables: Table name -> the table as laid out (a DataFrame of text cells).
-        cells: One row per cell: run, seeds, mean, std, the study's figure, the difference.
+        cells: One row per cell: run, seeds, mean, std, interval, noise floor, the study's
+            figure, the difference (`study_runner.tables.cells_of`).
+        verdicts: One row per comparison behind each conclusion (`study_runner.verdicts`).
     """
 
     study: Study
@@ -62,6 +65,7 @@ class StudyResult:
     runs: dict[tuple[str, int], Run]
     tables: dict[str, pd.DataFrame]
     cells: pd.DataFrame
+    verdicts: pd.DataFrame
 
 
 def estimate_seconds(study: Study, budget: str, seeds: int = 1) -> float:
@@ -153,30 +157,37 @@ def run_study(
     # The tables show every finished run of the study in its folder, so a rerun of some runs
     # (--only) or of fewer seeds keeps the rest.
     runs = {**_finished_runs(study, budget, folder, precision), **runs}
-    cells = cells_of(study, runs)
-    tables = {t.name: layout(t, cells, study, budget) for t in study.tables}
+    cells = cells_of(study, runs, budget)
+    scores = scores_of(runs)
+    judged = verdicts(study, scores)
+    tables = {t.name: layout(t, cells, study, budget, scores) for t in study.tables}
     for frame in tables.values():  # which precision every cell trained in
         frame.attrs["title"] += f"; precision {precision}"
-    write_report(study, budget, folder, tables, cells, [])  # the tables first: figures train more
+    # The tables first: figures train more.
+    write_report(study, budget, folder, tables, cells, [], judged)
     # Like the figures, searches are not part of a run subset: --only shows those run before.
     for search in study.searches:
         frame = search_table(study, search, budget, folder, data_dir, verbose, precision,
                              run=not only)  # fmt: skip
         if frame is not None:
             tables[frame.attrs["name"]] = frame
-    write_report(study, budget, folder, tables, cells, [])
+    write_report(study, budget, folder, tables, cells, [], judged)
     # With --only the figures are not drawn, but those drawn before stay in the report.
     figures = landscape_figures(
         study, budget, folder, data_dir, verbose, draw=not only, precision=precision
     )
-    write_report(study, budget, folder, tables, cells, figures)
+    write_report(study, budget, folder, tables, cells, figures, judged)
     # Each run's curves, confusion matrix and first-layer filters, as `python -m reports` draws.
     from reports.build import build as build_report
 
     build_report([str(folder / "runs")], folder / "report" / "runs", verbose=False)
     if verbose:
+        for text, rows in judged.groupby("conclusion", sort=False):
+            print(f"{study.name}: {rows['verdict'].iloc[0]}: {text}")
+            for _, row in rows.iterrows():
+                print(f"    {evidence(row)}")
         print(f"{folder}: {len(runs)} runs; tables in {folder / 'report'}")
-    return StudyResult(study, budget, folder, runs, tables, cells)
+    return StudyResult(study, budget, folder, runs, tables, cells, judged)
 
 
 def _finished_runs(

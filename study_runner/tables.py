@@ -1,5 +1,6 @@
-"""A study's tables: cells (mean ± std over seeds beside the study's figure), the study's own
-layout of them, and the report they are written to (markdown, CSV, HTML)."""
+"""A study's tables: cells (mean ± std and a 95 % interval over seeds beside the study's
+figure), the study's own layout of them, its verdicts, and the report they are written to
+(markdown, CSV, HTML)."""
 
 from __future__ import annotations
 
@@ -9,57 +10,86 @@ from pathlib import Path
 
 import pandas as pd
 
+from study_runner.stats import Difference, Estimate, difference, noise_floor
+from study_runner.verdicts import evidence
+from zoo.data.specs import DATASETS
 from zoo.files import write_csv, write_text
+from zoo.recipes import RunConfig
 from zoo.runs import Run
-from zoo.study.catalog import Study, Table
+from zoo.study.catalog import Study, Table, config
 
 
-def cells_of(study: Study, runs: dict[tuple[str, int], Run]) -> pd.DataFrame:
+def test_images(cfg: RunConfig) -> int:
+    """How many test images a run is scored on: its home dataset's test split, or
+    `test_subset` images of each class."""
+    spec = DATASETS[cfg.home_dataset]
+    if cfg.test_subset is None:
+        return spec.test
+    return min(spec.test, cfg.test_subset * spec.classes)
+
+
+def scores_of(runs: dict[tuple[str, int], Run]) -> dict[str, list[float]]:
+    """Run name -> the test accuracy of each of its seeds that was scored."""
+    scores: dict[str, list[float]] = {}
+    for (name, _), run in sorted(runs.items(), key=lambda item: item[0][1]):
+        if "test" in run.metrics:
+            scores.setdefault(name, []).append(run.metrics["test"]["accuracy"])
+    return scores
+
+
+def cells_of(study: Study, runs: dict[tuple[str, int], Run], budget: str) -> pd.DataFrame:
+    """One row per run of the study: seeds, mean, std and the 95 % t-interval of the mean
+    (`low`, `high`), the test set's binomial noise floor at that mean (`floor`, a half-width),
+    the study's figure and the difference, and the mean wall minutes of a seed."""
+    scores = scores_of(runs)
     rows = []
     for run in study.runs:
-        scores = [
-            r.metrics["test"]["accuracy"]
-            for (name, _), r in runs.items()
-            if name == run.name and "test" in r.metrics
-        ]
-        mean = statistics.fmean(scores) if scores else math.nan
-        std = statistics.stdev(scores) if len(scores) > 1 else math.nan
+        est = Estimate.of(scores.get(run.name, []))
+        images = test_images(config(study, run, budget))
+        floor = noise_floor(est.mean, images) if est.seeds else math.nan
+        walls = [r.metrics.get("wall_seconds") for (name, _), r in runs.items()
+                 if name == run.name and r.metrics.get("wall_seconds") is not None]  # fmt: skip
         rows.append(dict(
-            run=run.name, model=run.model, seeds=len(scores), mean=mean, std=std,
-            study=run.reported, difference=mean - run.reported if run.reported else math.nan,
+            run=run.name, model=run.model, seeds=est.seeds, mean=est.mean, std=est.std,
+            low=est.low, high=est.high, floor=floor, test_images=images, study=run.reported,
+            difference=est.mean - run.reported if run.reported else math.nan,
+            minutes=statistics.fmean(walls) / 60 if walls else math.nan,
             extra=run.extra, note=run.note,
         ))  # fmt: skip
     return pd.DataFrame(rows).set_index("run")
 
 
-def within_spread(a: pd.Series, b: pd.Series) -> bool:
-    """Whether two cells' means differ by no more than their spreads (one std each) add up
-    to: a difference a rerun could undo. Cells of one run have no spread to judge by."""
-    if a["seeds"] < 2 or b["seeds"] < 2:
-        return False
-    return abs(a["mean"] - b["mean"]) <= a["std"] + b["std"]
-
-
-def _text(cell: pd.Series, reference: pd.Series | None) -> str:
+def _text(cell: pd.Series, reference: tuple[str, Difference] | None) -> str:
     if not cell["seeds"]:
         return "not run"
     ours = f"{cell['mean']:.2%}"
     if cell["seeds"] > 1:
-        ours += f" ± {cell['std']:.2%} ({cell['seeds']})"
+        ours += f" ± {cell['std']:.2%} [{cell['low']:.2%}, {cell['high']:.2%}] ({cell['seeds']})"
     parts = [ours]
     if not math.isnan(cell["study"] or math.nan):
         parts.append(f"study {cell['study']:.2%} ({cell['difference']:+.2%})")
-    if reference is not None and within_spread(cell, reference):
-        parts.append(f"≈ {reference.name} (within spread)")
+    if reference is not None:
+        name, diff = reference
+        shown = f"{diff.mean * 100:+.2f}"
+        if math.isnan(diff.low):
+            parts.append(f"vs {name} {shown}: undecided (one seed)")
+        else:
+            span = f"[{diff.low * 100:+.2f}, {diff.high * 100:+.2f}]"
+            parts.append(f"vs {name} {shown} {span}" + ("" if diff.decided else ": undecided"))
     if cell["extra"]:
         parts.append("zoo's own run")
     return "; ".join(parts)
 
 
-def layout(table: Table, cells: pd.DataFrame, study: Study, budget: str) -> pd.DataFrame:
-    """The table as the study laid it out; each cell: ours (mean ± std, seeds), the study's
-    figure and the difference, and `≈` where it lies within the spread of the row's first cell.
-    """
+def layout(
+    table: Table, cells: pd.DataFrame, study: Study, budget: str,
+    scores: dict[str, list[float]] | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """The table as the study laid it out; each cell: ours (mean ± std, the 95 % t-interval
+    and the seeds), the study's figure and the difference, and, in a row of several cells,
+    the difference from the row's first cell with its interval, marked undecided unless the
+    interval excludes zero. The title gives the test set's noise floor."""
+    scores = scores or {}
     frame = pd.DataFrame("", index=list(table.rows), columns=list(table.columns))
     for row in table.rows:
         first = next(
@@ -69,10 +99,25 @@ def layout(table: Table, cells: pd.DataFrame, study: Study, budget: str) -> pd.D
             name = table.cells.get((row, column))
             if name is None:
                 continue
-            reference = cells.loc[first] if first and first != name else None
+            reference = None
+            if first and first != name and scores.get(name) and scores.get(first):
+                reference = (first, difference(scores[name], scores[first]))
             frame.loc[row, column] = _text(cells.loc[name], reference)
-    frame.attrs["title"] = f"{table.title} — budget {budget}: {_scaling(study, budget)}"
+    frame.attrs["title"] = f"{table.title} — budget {budget}: {_scaling(study, budget)}" + _floor(
+        cells.loc[[n for n in table.cells.values()]]
+    )
     return frame
+
+
+def _floor(cells: pd.DataFrame) -> str:
+    """The table's noise floor: the binomial half-width at its cells' accuracies."""
+    ran = cells[cells["seeds"] > 0]
+    if ran.empty:
+        return ""
+    low, high = ran["floor"].min() * 100, ran["floor"].max() * 100
+    span = f"±{high:.2f}" if round(low, 2) == round(high, 2) else f"±{low:.2f} to ±{high:.2f}"
+    images = ", ".join(f"{n:,}" for n in sorted(set(ran["test_images"])))
+    return f"; test-set noise floor {span} points (95 % binomial, {images} test images)"
 
 
 def _scaling(study: Study, budget: str) -> str:
@@ -85,11 +130,16 @@ def _scaling(study: Study, budget: str) -> str:
 
 def write_report(
     study: Study, budget: str, folder: Path, tables: dict[str, pd.DataFrame],
-    cells: pd.DataFrame, figures: list[tuple[str, Path]],
+    cells: pd.DataFrame, figures: list[tuple[str, Path]], verdicts: pd.DataFrame | None = None,
 ) -> None:  # fmt: skip
+    """Writes `folder/report`: README.md (verdicts, tables, figures), each table as CSV and
+    HTML, cells.csv and verdicts.csv."""
     report = folder / "report"
     report.mkdir(parents=True, exist_ok=True)
     sections = [f"# {study.name}: {study.title}\n"]
+    if verdicts is not None and not verdicts.empty:
+        write_csv(report / "verdicts.csv", verdicts, index=False)
+        sections.append(_verdicts_markdown(verdicts, budget))
     for name, frame in tables.items():
         write_csv(report / f"{name}.csv", frame)
         sections.append(f"## {frame.attrs['title']}\n\n{_markdown(frame)}\n")
@@ -100,6 +150,20 @@ def write_report(
         relative = path.relative_to(report).as_posix()
         sections.append(f"## {caption} — budget {budget}\n\n![{caption}]({relative})\n")
     write_text(report / "README.md", "\n".join(sections))
+
+
+def _verdicts_markdown(verdicts: pd.DataFrame, budget: str) -> str:
+    lines = [
+        f"## The study's conclusions — budget {budget}\n",
+        "Each comparison's difference is in points, with its 95 % Welch t-interval over seeds; "
+        "a conclusion is reproduced when every comparison's interval lies on its side of zero "
+        "(inside the margin for ≈), refuted when one lies on the other side, undecided "
+        "otherwise.\n",
+    ]
+    for text, rows in verdicts.groupby("conclusion", sort=False):
+        lines.append(f"- **{rows['verdict'].iloc[0]}**: {text}")
+        lines += [f"  - {evidence(row)}" for _, row in rows.iterrows()]
+    return "\n".join(lines) + "\n"
 
 
 def _markdown(frame: pd.DataFrame) -> str:

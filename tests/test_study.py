@@ -14,7 +14,7 @@ import pytest
 from study_runner import estimate_seconds, layout
 from study_runner.runner import landscape_figures
 from study_runner.tables import cells_of as _cells
-from study_runner.tables import within_spread
+from study_runner.tables import scores_of
 from zoo import files
 from zoo.study import STUDIES, config, get_study
 from zoo.study.__main__ import main
@@ -60,34 +60,60 @@ def test_s3_has_its_thirteen_cells_in_its_layout():
 def _runs(scores: dict[str, list[float]]) -> dict[tuple[str, int], types.SimpleNamespace]:
     """Hand-made runs: what run_study collects, with chosen test accuracies."""
     return {
-        (name, seed): types.SimpleNamespace(metrics={"test": {"accuracy": score}})
+        (name, seed): types.SimpleNamespace(
+            metrics={"test": {"accuracy": score}, "wall_seconds": 60.0}
+        )  # fmt: skip
         for name, seeds in scores.items()
         for seed, score in enumerate(seeds)
     }
 
 
-def test_cells_are_mean_and_std_over_seeds_and_close_ones_are_marked():
+def test_cells_have_intervals_and_a_row_compares_with_its_first_cell():
     study = STUDIES["S3"]
     runs = _runs({
-        "short baseline": [0.30, 0.32], "short +norm": [0.31, 0.33],  # within spread
-        "short +all": [0.45, 0.47], "long baseline": [0.20],  # one seed: no spread
+        "short baseline": [0.30, 0.32, 0.34], "short +norm": [0.31, 0.33, 0.35],  # undecided
+        "short +all": [0.45, 0.47, 0.49], "long baseline": [0.20],  # one seed: no interval
     })  # fmt: skip
-    cells = _cells(study, runs)
-    base, norm = cells.loc["short baseline"], cells.loc["short +norm"]
-    assert base["mean"] == pytest.approx(0.31) and base["std"] == pytest.approx(0.0141, abs=1e-4)
-    assert base["difference"] == pytest.approx(0.31 - 0.2271)
-    assert within_spread(norm, base) and not within_spread(cells.loc["short +all"], base)
-    assert not within_spread(cells.loc["long baseline"], base)
+    cells = _cells(study, runs, "cpu")
+    base = cells.loc["short baseline"]
+    assert base["mean"] == pytest.approx(0.32) and base["std"] == pytest.approx(0.02)
+    # t(2) = 4.3027: 0.32 ± 4.3027 · 0.02 / √3
+    assert (base["low"], base["high"]) == pytest.approx(
+        (0.32 - 0.049683, 0.32 + 0.049683), abs=1e-6
+    )
+    # S3 tests on Tiny ImageNet's 10,000 validation images: 1.96 · √(0.32 · 0.68 / 10,000)
+    assert base["floor"] == pytest.approx(0.009143, abs=1e-6) and base["test_images"] == 10_000
+    assert base["difference"] == pytest.approx(0.32 - 0.2271)
+    assert math.isnan(cells.loc["long baseline", "low"])
     (table,) = study.tables
-    frame = layout(table, cells, study, "cpu")
-    assert frame.loc["short", "+norm"].startswith("32.00% ± 1.41% (2)")
-    assert "≈ short baseline (within spread)" in frame.loc["short", "+norm"]
-    assert "within spread" not in frame.loc["short", "+all"]
+    frame = layout(table, cells, study, "cpu", scores_of(runs))
+    assert frame.loc["short", "+norm"].startswith("33.00% ± 2.00% [28.03%, 37.97%] (3)")
+    assert "vs short baseline +1.00 [" in frame.loc["short", "+norm"]
+    assert frame.loc["short", "+norm"].endswith(": undecided")
+    assert "vs short baseline +15.00 [+10.47, +19.53]" in frame.loc["short", "+all"]
+    assert "undecided" not in frame.loc["short", "+all"]
     assert frame.loc["long", "baseline"].startswith("20.00%; study 14.07% (+5.93%)")
     assert frame.loc["mid", "+dropout"] == ""  # no such run in S3
     assert frame.loc["short", "+decay"] == "not run"
     assert "budget cpu" in frame.attrs["title"]
+    assert "test-set noise floor ±0.78 to ±0.98 points" in frame.attrs["title"]
     assert math.isnan(cells.loc["short +decay", "mean"])
+
+
+def test_every_conclusion_names_cells_of_its_study():
+    assert all(study.conclusions for name, study in STUDIES.items())
+    for study in STUDIES.values():
+        for conclusion in study.conclusions:
+            assert conclusion.claims
+            for claim in conclusion.claims:
+                study.run(claim.a)  # KeyError, naming the study's runs, if not
+                if isinstance(claim.b, str):
+                    study.run(claim.b)
+                else:
+                    assert 0 < claim.b < 1
+                assert claim.relation in (">", "<", "≈") and (claim.margin > 0) == (
+                    claim.relation == "≈"
+                )
 
 
 class _Killed(BaseException):

@@ -9,7 +9,7 @@ shared/design/STUDIES.md; the originals are the course reports it cites.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 from zoo.recipes import RunConfig, recipe
 
@@ -54,6 +54,48 @@ class Table:
     rows: tuple[str, ...]
     columns: tuple[str, ...]
     cells: dict[tuple[str, str], str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One comparison a conclusion rests on: cell `a` against cell `b`, or against a fixed
+    test accuracy (chance, an assignment's goal).
+
+    Attributes:
+        a: A run's name.
+        relation: `>` (a beats b), `<` (a trails b) or `≈` (a within `margin` of b).
+        b: A run's name, or an accuracy (0 to 1).
+        margin: For `≈`: how far apart a and b may be, as a fraction (0.01: one point).
+    """
+
+    a: str
+    relation: Literal[">", "<", "≈"]
+    b: str | float
+    margin: float = 0.0
+
+    def __str__(self) -> str:
+        b = f"{self.b:.0%}" if isinstance(self.b, float) else self.b
+        points = self.margin * 100
+        within = (
+            f" (within {points:g} point{'' if points == 1 else 's'})"
+            if self.relation == "≈"
+            else ""
+        )
+        return f"{self.a} {self.relation} {b}{within}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Conclusion:
+    """A conclusion the study drew, and the comparisons of its cells it rests on: reproduced
+    when every comparison holds, refuted when one is reversed (study_runner.verdicts).
+
+    Attributes:
+        text: The conclusion, in a few words.
+        claims: The comparisons.
+    """
+
+    text: str
+    claims: tuple[Claim, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +159,7 @@ class Study:
         title: What it studied.
         runs: Every configuration it trained.
         tables: Its tables, as it laid them out.
+        conclusions: What it concluded, each as comparisons of its runs.
         landscape: The model and ablation whose loss band it drew, if any.
         searches: The `tuning` spaces it searched.
         budgets: Settings (and toggles under `"toggles"`) applied to every run at a budget;
@@ -128,6 +171,7 @@ class Study:
     title: str
     runs: tuple[StudyRun, ...]
     tables: tuple[Table, ...]
+    conclusions: tuple[Conclusion, ...] = ()
     landscape: LossBand | None = None
     searches: tuple[StudySearch, ...] = ()
     budgets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -210,9 +254,24 @@ _S0_RUNS = (
         note="the final recipe with dropout 0.2: BN and dropout together can train",
     ),
 )
+_S0_CONCLUSIONS = (
+    Conclusion(
+        "BN and dropout together collapse training (13.8 %, 12.8 %)",
+        (Claim("+BN+dropout", "<", 0.2), Claim("+BN+dropout wide", "<", 0.2)),
+    ),
+    Conclusion(
+        "BN without lr decay diverges in 20 epochs (10.7 %)", (Claim("BN, no lr decay", "<", 0.2),)
+    ),
+    Conclusion(
+        "The tuned final model beats the baseline (69.2 % against 63.2 %)",
+        (Claim("final", ">", "baseline"),),
+    ),
+    Conclusion("The final model passes the assignment's 60 %", (Claim("final", ">", 0.6),)),
+)
 S0 = Study(
     "S0", "CS231n's convnets on CIFAR-10: batch norm, dropout, and a tuned final model",
     _S0_RUNS, (_one_column("s0", "S0: test accuracy of each model", _S0_RUNS),),
+    conclusions=_S0_CONCLUSIONS,
     budgets={"cpu": dict(subset=0.35)},
     scaling={"cpu": "35 % of the training images (15,750), every run's own epochs"},
 )  # fmt: skip
@@ -226,6 +285,21 @@ _S1_RUNS = (
     StudyRun("VGG-A", "vgg_a", reported=0.84),
     StudyRun("VGG-A-BN", "vgg_a", {"bn": True}, reported=0.89),
 )
+_S1_CONCLUSIONS = (
+    Conclusion(
+        "ImprovedCNN is the best of the three (92.61 %)",
+        (Claim("ImprovedCNN", ">", "ResidualCNN"), Claim("ImprovedCNN", ">", "BasicCNN")),
+    ),
+    Conclusion(
+        "ResidualCNN comes within about a point of ImprovedCNN (91.57 % against 92.61 %)",
+        (Claim("ResidualCNN", "≈", "ImprovedCNN", 0.015),),
+    ),
+    Conclusion(
+        "The residual net beats BasicCNN (91.57 % against 82.91 %)",
+        (Claim("ResidualCNN", ">", "BasicCNN"),),
+    ),
+    Conclusion("Batch norm helps VGG-A (89 % against 84 %)", (Claim("VGG-A-BN", ">", "VGG-A"),)),
+)
 S1 = Study(
     "S1", "Three CNNs on CIFAR-10, and VGG-A with and without batch norm",
     _S1_RUNS,
@@ -233,6 +307,7 @@ S1 = Study(
         _one_column("s1_models", "S1: the three models", _S1_RUNS[:3]),
         _one_column("s1_vgg", "S1: VGG-A against VGG-A-BN", _S1_RUNS[3:]),
     ),
+    conclusions=_S1_CONCLUSIONS,
     landscape=LossBand("vgg_a", {"bn": True}, (1e-3, 2e-3, 1e-4, 5e-4)),
     budgets={"cpu": dict(subset=0.3, epochs=10, early_stopping=0, toggles={"width": 0.5}),
              "smoke": dict(toggles={"width": 0.25})},
@@ -265,9 +340,21 @@ _S2_SEARCHES = (
     StudySearch("mlp_mnist_gamma", ("gamma",),
                 {(1.0,): 0.9688, (0.5,): 0.9674, (0.1,): 0.9668, (0.05,): 0.9649}, (0.1,)),
 )  # fmt: skip
+_S2_CONCLUSIONS = (
+    Conclusion("LeNet beats the MLP (98.36 % against 98.06 %)", (Claim("LeNet", ">", "MLP"),)),
+    Conclusion(
+        "L2 makes no difference to the MLP (98.06 % against 98.03 %)",
+        (Claim("MLP", "≈", "MLP, no L2", 0.003),),
+    ),
+    Conclusion(
+        "Augmentation helps the MLP (98.26 % against 98.06 %)",
+        (Claim("MLP, augmented", ">", "MLP"),),
+    ),
+)
 S2 = Study(
     "S2", "An MLP and LeNet on MNIST, with S2's grid search and gamma sweep",
     _S2_RUNS, (_one_column("s2", "S2: test accuracy of each model", _S2_RUNS),),
+    conclusions=_S2_CONCLUSIONS,
     searches=_S2_SEARCHES,
     budgets={"cpu": {}},
     scaling={"cpu": "S2's own settings: the whole study fits the budget"},
@@ -303,11 +390,35 @@ _S3_RUNS = tuple(
              note="cosine lr decay" if (depth, column) in _S3_OWN else "")
     for (depth, column), reported in {**_S3_REPORTED, **_S3_OWN}.items()
 )  # fmt: skip
+
+
+def _both_depths(text: str, column: str, relation: Literal[">", "<"] = ">") -> Conclusion:
+    """`column` against the baseline, in the short net and in the long one."""
+    return Conclusion(text, tuple(Claim(f"{d} {column}", relation, f"{d} baseline")
+                                  for d in ("short", "long")))  # fmt: skip
+
+
+_S3_CONCLUSIONS = (
+    Conclusion(
+        "Deeper is worse (long 14.07 % against short 22.71 %)",
+        (Claim("long baseline", "<", "short baseline"),),
+    ),
+    Conclusion(
+        "Deeper is worse even with every toggle on (27.62 % against 43.02 %)",
+        (Claim("long +all", "<", "short +all"),),
+    ),
+    _both_depths("Normalization helps at both depths", "+norm"),
+    _both_depths("Plateau lr decay helps at both depths", "+decay"),
+    _both_depths("Dropout helps at both depths", "+dropout"),
+    _both_depths("Residual blocks alone do not help (short: diverged)", "+residual", "<"),
+    _both_depths("Every toggle together beats the baseline at both depths", "+all"),
+)
 S3 = Study(
     "S3", "Depth against batch norm, dropout, lr decay and residual blocks on Tiny ImageNet",
     _S3_RUNS,
     (Table("s3", "S3: test accuracy, depth down, toggles across", ("short", "mid", "long"),
            tuple(_S3_TOGGLES), {key: f"{key[0]} {key[1]}" for key in (*_S3_REPORTED, *_S3_OWN)}),),
+    conclusions=_S3_CONCLUSIONS,
     budgets={"cpu": dict(subset=50, epochs=4, early_stopping=0, lr_patience=1,
                          toggles={"width": 0.5}),
              "smoke": dict(toggles={"width": 0.25}, test_subset=2)},
@@ -328,6 +439,20 @@ _S4_RUNS = (
     StudyRun("VGG", "vgg_a", {"weight_decay": 1e-4}, reported=0.85),
     StudyRun("VGG-BN", "vgg_a", {"bn": True, "weight_decay": 1e-4}, reported=0.88),
 )  # fmt: skip
+_S4_CONCLUSIONS = (
+    Conclusion(
+        "Residual connections help Inception (87 % against 85 %)",
+        (Claim("residual Inception, Adam", ">", "Inception v1"),),
+    ),
+    Conclusion(
+        "The optimizers differ little (all about 87 %)",
+        (
+            Claim("residual Inception, AdamW", "≈", "residual Inception, Adam", 0.01),
+            Claim("residual Inception, RMSprop", "≈", "residual Inception, Adam", 0.01),
+        ),
+    ),
+    Conclusion("Batch norm helps VGG (88 % against 85 %)", (Claim("VGG-BN", ">", "VGG"),)),
+)
 S4 = Study(
     "S4", "GoogLeNet and its residual form, VGG against VGG-BN, on CIFAR-10",
     _S4_RUNS,
@@ -335,6 +460,7 @@ S4 = Study(
         _one_column("s4_inception", "S4: Inception and its residual form", _S4_RUNS[:4]),
         _one_column("s4_vgg", "S4: VGG against VGG-BN", _S4_RUNS[4:]),
     ),
+    conclusions=_S4_CONCLUSIONS,
     landscape=LossBand("vgg_a", {"bn": True}, (1e-3, 1e-4, 5e-4, 5e-5)),
     budgets={"cpu": dict(subset=0.1, epochs=6, early_stopping=0, toggles={"width": 0.5}),
              "smoke": dict(toggles={"width": 0.25})},

@@ -1,0 +1,147 @@
+"""Intervals, noise floors and verdicts: the arithmetic against hand-computed values, and the
+verdicts read from hand-made run folders."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from study_runner.runner import _finished_runs
+from study_runner.stats import Estimate, difference, noise_floor, t975
+from study_runner.tables import scores_of
+from study_runner.verdicts import evidence, judge, verdicts
+from zoo.runs import folder_name
+from zoo.study import STUDIES, config
+from zoo.study.catalog import Claim
+
+
+def test_t_quantiles_match_the_table_and_the_normal_limit():
+    assert t975(1) == pytest.approx(12.7062)
+    assert t975(2) == pytest.approx(4.3027)
+    assert t975(4.5) == pytest.approx((2.7764 + 2.5706) / 2)  # Welch's fractional df
+    assert t975(60) == pytest.approx(2.0003, abs=2e-4)
+    assert t975(120) == pytest.approx(1.9799, abs=2e-4)
+    assert t975(1e9) == pytest.approx(1.959964, abs=1e-6)
+    with pytest.raises(ValueError, match="degrees of freedom"):
+        t975(0.5)
+
+
+def test_a_cells_interval_is_the_t_interval_of_its_mean():
+    est = Estimate.of([0.30, 0.32, 0.34])
+    assert (est.seeds, est.mean, est.std) == (3, pytest.approx(0.32), pytest.approx(0.02))
+    half = 4.3027 * 0.02 / math.sqrt(3)  # 0.049683
+    assert (est.low, est.high) == pytest.approx((0.32 - half, 0.32 + half))
+    one = Estimate.of([0.5])
+    assert one.mean == 0.5 and math.isnan(one.std) and math.isnan(one.low)
+    assert Estimate.of([]).seeds == 0
+
+
+def test_the_noise_floor_is_the_binomial_half_width():
+    # The issue's figure: 94 % on 10,000 test images is ±0.47 points.
+    assert noise_floor(0.94, 10_000) == pytest.approx(0.004655, abs=1e-6)
+    assert noise_floor(0.5, 1_000) == pytest.approx(1.959964 * 0.5 / math.sqrt(1000))
+    assert noise_floor(1.0, 100) == 0
+    with pytest.raises(ValueError):
+        noise_floor(0.5, 0)
+
+
+def test_a_difference_has_welchs_interval_and_the_seeds_it_would_need():
+    diff = difference([0.30, 0.32, 0.34], [0.20, 0.22, 0.24])
+    # se = √(2 · 0.02² / 3) = 0.016330; Welch's df = 4: t = 2.7764
+    assert diff.mean == pytest.approx(0.10)
+    assert (diff.low, diff.high) == pytest.approx((0.10 - 0.045338, 0.10 + 0.045338), abs=1e-6)
+    assert diff.decided and diff.seeds_needed == 2
+    # Unequal spreads: se² = 0.01²/3 + 0.03²/3; df = (se²)² / (va² / 2 + vb² / 2) = 2.439
+    wide = difference([0.30, 0.31, 0.32], [0.27, 0.30, 0.33])
+    se = math.sqrt(0.01**2 / 3 + 0.03**2 / 3)
+    t = 4.3027 + 0.439024 * (3.1824 - 4.3027)
+    assert wide.high - wide.mean == pytest.approx(t * se, rel=1e-4)
+    assert not wide.decided
+    # One point apart at a std of 2 points each: t(2(n-1)) · √(8e-4 / n) < 0.01 first at n = 32
+    # (n = 31: t(60) = 2.0003, 2.0003 · √(8e-4 / 31) = 0.010162).
+    close = difference([0.31, 0.33, 0.35], [0.30, 0.32, 0.34])
+    assert close.seeds_needed == 32
+    # Against a fixed level: the cell's own interval, shifted.
+    level = difference([0.30, 0.32, 0.34], 0.2)
+    assert (level.low, level.high) == pytest.approx((0.12 - 0.049683, 0.12 + 0.049683), abs=1e-6)
+    # One seed: no interval, and no count of seeds can be projected.
+    lone = difference([0.30], [0.20, 0.22])
+    assert math.isnan(lone.low) and lone.seeds_needed is None and not lone.decided
+
+
+@pytest.mark.parametrize(
+    ("relation", "low", "high", "verdict"),
+    [
+        (">", 0.01, 0.03, "reproduced"),
+        (">", -0.03, -0.01, "refuted"),
+        (">", -0.01, 0.01, "undecided"),
+        ("<", -0.03, -0.01, "reproduced"),
+        ("<", 0.01, 0.03, "refuted"),
+        ("≈", -0.004, 0.009, "reproduced"),  # inside ±1 point
+        ("≈", 0.011, 0.03, "refuted"),  # wholly beyond it
+        ("≈", 0.005, 0.02, "undecided"),  # across its edge
+        (">", math.nan, math.nan, "undecided"),  # one seed
+    ],
+)
+def test_judge(relation, low, high, verdict):
+    diff = dataclasses.replace(difference([0.3, 0.31], [0.3, 0.31]), low=low, high=high)
+    assert judge(Claim("a", relation, "b", 0.01 if relation == "≈" else 0.0), diff) == verdict
+
+
+def _hand_made(folder, study, budget, scores):
+    """Run folders as the trainer leaves them, holding chosen test accuracies."""
+    for name, seeds in scores.items():
+        for seed, accuracy in enumerate(seeds):
+            cfg = config(study, study.run(name), budget, seed=seed, precision="float32")
+            path = folder / folder_name(cfg)
+            path.mkdir(parents=True)
+            record = {"format": 3, "config": dataclasses.asdict(cfg)}
+            (path / "config.json").write_text(json.dumps(record))
+            (path / "history.csv").write_text("epoch,accuracy,loss\n0,0.5,1.0\n")
+            metrics = {"test": {"accuracy": accuracy, "loss": 1.0}, "epochs_run": 1,
+                       "stop_reason": "epochs", "wall_seconds": 30.0}  # fmt: skip
+            (path / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_verdicts_from_hand_made_run_folders(tmp_path):
+    study = STUDIES["S1"]
+    _hand_made(tmp_path / "runs", study, "smoke", {
+        "ImprovedCNN": [0.80, 0.81, 0.82],
+        "ResidualCNN": [0.75, 0.76, 0.77],  # 5 points under: "within a point" is refuted
+        "BasicCNN": [0.70, 0.71, 0.72],
+        "VGG-A": [0.60, 0.65, 0.70],
+        "VGG-A-BN": [0.61, 0.66, 0.71],  # one point over at a 5-point spread: undecided
+    })  # fmt: skip
+    runs = _finished_runs(study, "smoke", tmp_path, "float32")
+    assert len(runs) == 15
+    table = verdicts(study, scores_of(runs))
+    by_text = dict(zip(table["conclusion"], table["verdict"], strict=False))
+    assert by_text["ImprovedCNN is the best of the three (92.61 %)"] == "reproduced"
+    within = "ResidualCNN comes within about a point of ImprovedCNN (91.57 % against 92.61 %)"
+    assert by_text[within] == "refuted"
+    assert by_text["The residual net beats BasicCNN (91.57 % against 82.91 %)"] == "reproduced"
+    bn = table[table["conclusion"] == "Batch norm helps VGG-A (89 % against 84 %)"].iloc[0]
+    assert bn["verdict"] == "undecided" and bn["seeds_a"] == bn["seeds_b"] == 3
+    assert bn["difference"] == pytest.approx(0.01)
+    assert bn["study_difference"] == pytest.approx(0.05)
+    # 5-point stds, 1 point apart: t(2(n-1)) · √(0.005 / n) < 0.01 first at n = 194.
+    assert bn["seeds_needed"] == 194
+    line = evidence(bn)
+    assert line.startswith("VGG-A-BN > VGG-A: +1.00 points [")
+    assert "(3 v 3 seeds) — undecided, about 194 seeds per cell would decide it" in line
+    assert line.endswith("; study +5.00")
+
+
+def test_a_conclusion_with_a_cell_not_run_says_so_and_one_seed_decides_nothing(tmp_path):
+    study = STUDIES["S0"]
+    _hand_made(tmp_path / "runs", study, "smoke", {"final": [0.65], "baseline": [0.6]})
+    table = verdicts(study, scores_of(_finished_runs(study, "smoke", tmp_path, "float32")))
+    verdict = dict(zip(table["conclusion"], table["verdict"], strict=False))
+    assert verdict["BN and dropout together collapse training (13.8 %, 12.8 %)"] == "not run"
+    beats = "The tuned final model beats the baseline (69.2 % against 63.2 %)"
+    assert verdict[beats] == "undecided"
+    row = table[table["conclusion"] == beats].iloc[0]
+    assert "(1 v 1 seeds) — undecided, needs 2 or more seeds per cell" in evidence(row)

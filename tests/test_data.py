@@ -142,6 +142,20 @@ def test_load_mnist_pipelines(data_dir):
     assert not any(row.tobytes() in train_keys for row in x_val.reshape(len(x_val), -1))
 
 
+def test_mean_subtraction_keeps_the_pixels_scale(data_dir):
+    # CS231n's preprocessing (S0): the mean off, pixels still on the 0-255 scale.
+    common = dict(data_dir=data_dir, subset=20, test_subset=1, augment=False, shuffle=False)
+    train, *_, info = zdata.load("cifar10", normalize="mean", **common)
+    x, _ = _batches(train)
+    raw, *_ = zdata.load("cifar10", normalize=False, **common)
+    x01, _ = _batches(raw)
+    assert info.normalized == "mean" and info.std == pytest.approx((1 / 255,) * 3)
+    assert np.abs(x.mean(axis=(0, 1, 2))).max() < 1e-2
+    np.testing.assert_allclose(x, (x01 - x01.mean(axis=(0, 1, 2))) * 255, atol=0.1)
+    with pytest.raises(ValueError, match="normalize must be True, False or 'mean'"):
+        zdata.load("cifar10", normalize="std", **common)
+
+
 def test_default_val_split_is_the_studies(data_dir):
     *_, info = zdata.load("mnist", data_dir=data_dir, subset=60, test_subset=1)
     assert info.num_examples["val"] == 100  # S2's 5:1

@@ -171,11 +171,24 @@ def test_a_study_end_to_end_killed_midway_and_continued(data_dir, tmp_path, monk
     assert not table.apply(lambda c: c.astype(str).str.contains("not run")).any().any()
     text = (report / "README.md").read_text()
     assert "search mlp_mnist: 2 of 27" in text and "search mlp_mnist_gamma: 2 of 4" in text
+    # One seed decides nothing; a second on the compared runs gives every comparison its interval.
+    assert "## The study's conclusions — budget smoke" in text
+    assert "(1 v 1 seeds) — undecided, needs 2 or more seeds per cell" in text
+    assert main([*common, "--compared", "--seeds", "2"]) == 0
+    verdicts = pd.read_csv(report / "verdicts.csv")
+    assert list(verdicts["conclusion"].unique()) == [c.text for c in STUDIES["S2"].conclusions]
+    assert set(verdicts["seeds_a"]) == {2} and verdicts["low"].notna().all()
+    assert set(verdicts["verdict"]) <= {"reproduced", "refuted", "undecided"}
+    cells = pd.read_csv(report / "cells.csv", index_col=0)
+    assert cells.loc["LeNet", "seeds"] == 2 and cells.loc["MLP, sigmoid", "seeds"] == 1
+    assert {"low", "high", "floor", "test_images", "minutes"} <= set(cells.columns)
 
 
 def test_study_misuse_is_one_line(capsys):
     cases = ((["S9"], "Unknown study 'S9'"), (["S3", "--only", "short"], "S3 has no run 'short'"),
-             (["S3", "--seeds", "0"], "--seeds: expected a whole number"))  # fmt: skip
+             (["S3", "--seeds", "0"], "--seeds: expected a whole number"),
+             (["S3", "--compared", "--only", "short +all"], "not allowed with argument"),
+             (["--compared"], "--compared needs a STUDY"))  # fmt: skip
     for args, message in cases:
         with pytest.raises(SystemExit) as stop:
             main([*args, "--budget", "smoke"])

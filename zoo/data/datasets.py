@@ -31,7 +31,8 @@ class DatasetInfo:
         num_examples: Examples in `train`, `val` and `test`.
         mean: Per-channel mean of the train split on the [0, 1] scale.
         std: Per-channel std of the train split on the [0, 1] scale.
-        normalized: Whether the pipelines standardize with `mean` and `std` (else [0, 1]).
+        normalized: Whether the pipelines standardize with `mean` and `std` (else [0, 1]);
+            `"mean"`: with `std` 1/255, the mean subtracted on the 0-255 scale.
         augment: The training augmentation in use (None: off).
         source: Folder, archive or `tfds:NAME` the data came from.
         streaming: Whether the pipelines read the images from disk (see `load`'s `stream`).
@@ -43,7 +44,7 @@ class DatasetInfo:
     num_examples: dict[str, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    normalized: bool
+    normalized: bool | str
     augment: Augment | None
     source: str
     streaming: bool = False
@@ -68,7 +69,7 @@ def load(
     subset: float | int | None = None,
     test_subset: float | int | None = None,
     augment: bool | Augment = True,
-    normalize: bool = True,
+    normalize: bool | str = True,
     shuffle: bool = True,
     seed: int = 0,
     tfds_dir: str | os.PathLike | None = None,
@@ -94,7 +95,8 @@ def load(
             padding + flip; MNIST: rotation +-10 deg and shift 10 %, each with p 0.5; Tiny
             ImageNet: crop with 8-pixel padding + flip), False for none, or an `Augment`.
             Applied to train only.
-        normalize: Standardize with the train split's per-channel mean and std; else [0, 1].
+        normalize: Standardize with the train split's per-channel mean and std; False: scale
+            to [0, 1]; `"mean"`: subtract the per-channel mean on the 0-255 scale (CS231n).
         shuffle: Reshuffle train every epoch.
         seed: Seed of the split, subsets, shuffling and augmentation.
         tfds_dir: TFDS data folder, for the TFDS source.
@@ -140,7 +142,11 @@ def load(
         np.arange(len(y_test)) if test_subset is None else subset_indices(y_test, test_subset, seed)
     )
 
+    if normalize not in (True, False, "mean"):
+        raise ValueError(f"normalize must be True, False or 'mean', got {normalize!r}.")
     mean, std = channel_stats(arrays.x_train, train_idx)
+    if normalize == "mean":  # (x / 255 - mean) * 255: the mean off, the pixels' own scale kept
+        std = tuple(1 / 255 for _ in std)
     norm = dict(mean=mean, std=std) if normalize else dict(mean=None, std=None)
     train = make_dataset(
         arrays.x_train, y_train, rows=train_idx, batch_size=batch_size, augment=aug,

@@ -23,7 +23,11 @@ def _parser() -> Parser:
                    help="runs per configuration; cells show mean ± std (default 1)")  # fmt: skip
     p.add_argument("--data-dir", help="folder with the data (default: $ZOO_DATA_DIR, then TFDS)")
     p.add_argument("--out", default="studies", help="folder of study folders (default: studies)")
-    p.add_argument("--only", nargs="+", metavar="RUN", help="train only these runs (by name)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--only", nargs="+", metavar="RUN", help="train only these runs (by name)")
+    which.add_argument("--compared", action="store_true",
+                       help="train only the runs the study's conclusions compare (with --seeds: "
+                            "seeds where the verdicts need them)")  # fmt: skip
     p.add_argument("--precision", default="auto",
                    help="auto (default: a study continues in its own, a new one takes this "
                         "machine's fastest), float32, mixed_float16 or mixed_bfloat16")  # fmt: skip
@@ -64,9 +68,13 @@ def main(argv: list[str] | None = None) -> int:
             study = get_study(args.study)
             for name in args.only or []:
                 study.run(name)
+            if args.compared:
+                args.only = study.compared()
             if args.precision != "auto":
                 machine.resolve_precision(args.precision)
         zoo.load()
+        if args.compared and not args.study:
+            raise ValueError("--compared needs a STUDY.")
         if args.list:
             _list()
             return 0

@@ -188,6 +188,12 @@ class Study:
                 return run
         raise KeyError(f"{self.name} has no run {name!r}; its runs: {_names(self.runs)}.")
 
+    def compared(self) -> list[str]:
+        """The runs its conclusions compare, in the study's order: those that need seeds."""
+        named = {c.a for x in self.conclusions for c in x.claims}
+        named |= {c.b for x in self.conclusions for c in x.claims if isinstance(c.b, str)}
+        return [run.name for run in self.runs if run.name in named]
+
 
 def _names(runs: tuple[StudyRun, ...]) -> str:
     return ", ".join(run.name for run in runs)
@@ -309,9 +315,12 @@ S1 = Study(
     ),
     conclusions=_S1_CONCLUSIONS,
     landscape=LossBand("vgg_a", {"bn": True}, (1e-3, 2e-3, 1e-4, 5e-4)),
-    budgets={"cpu": dict(subset=0.3, epochs=10, early_stopping=0, toggles={"width": 0.5}),
+    # Full widths: the comparisons are of these nets as S1 built them. A cosine decay over the
+    # budget's epochs, since S1's constant rate and early stopping never settle in six.
+    budgets={"cpu": dict(subset=0.35, epochs=6, early_stopping=0, schedule="cosine"),
              "smoke": dict(toggles={"width": 0.25})},
-    scaling={"cpu": "half of every width, 30 % of the training images (13,500), 10 epochs"},
+    scaling={"cpu": "35 % of the training images (15,750), 6 epochs, the rate decayed by a "
+                    "cosine over them, full widths"},
 )  # fmt: skip
 
 # --- S2: MLP and LeNet on MNIST ----------------------------------------------------------------

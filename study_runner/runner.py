@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from study_runner.tables import cells_of, layout, scores_of, write_report
+from study_runner.tables import cells_of, layout, scores_of, test_images, write_report
 from study_runner.verdicts import evidence, verdicts
 from zoo import runs as zoo_runs
 from zoo.data.specs import DATASETS
@@ -39,9 +39,26 @@ from zoo.study.catalog import (
     get_study,
 )
 
-# Training FLOP/s to expect on 2 CPU cores: zoo.bench measured 180-290 GFLOP/s (3 x forward
-# FLOPs x images/s) on an AVX-512 Xeon and about half on an AVX2 EPYC; the estimate takes 150.
-CPU_FLOPS = 150e9
+# FLOP/s of whole study runs on 2 CPU cores (3 x forward FLOPs per training image, 1 per image
+# evaluated, over the run's wall time), by what the CPU offers the run's precision. Fitted to
+# measured study runs (README, Studies): bfloat16 on AMX from S1 and S0 on a 2-core Xeon with
+# AMX; bfloat16 on AVX-512 BF16 from zoo.bench's 330-360 GFLOP/s training steps on a 2-core
+# EPYC, less evaluation and input; float32 from zoo.bench on AVX2 and AVX-512 machines.
+CPU_FLOPS = {"amx": 700e9, "avx512_bf16": 250e9, "float32": 150e9}
+# What a training step costs beyond its arithmetic (the step's dispatch, the callbacks, the
+# input), which decides the small MNIST models' time: fitted to S2's runs (batch 32).
+STEP_SECONDS = 0.004
+
+
+def cpu_kind(precision: str, flags: set[str] | None = None) -> str:
+    """Which `CPU_FLOPS` rate a run in `precision` gets on a CPU with these flags (default:
+    this machine's)."""
+    from zoo import machine
+
+    flags = machine.cpu_flags() if flags is None else flags
+    if precision != "mixed_bfloat16":
+        return "float32"
+    return "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "float32"
 
 
 @dataclasses.dataclass
@@ -68,12 +85,17 @@ class StudyResult:
     verdicts: pd.DataFrame
 
 
-def estimate_seconds(study: Study, budget: str, seeds: int = 1) -> float:
-    """Time to expect on 2 CPU cores, from each model's FLOPs and its image counts: training
-    (three forward passes' worth per image), each epoch's validation, and the final evaluation
-    of train, val and test; for every run and seed, and every point of the study's searches."""
-    total = sum(_seconds(config(study, run, budget)) for run in study.runs) * seeds
-    for search in study.searches:
+def estimate_seconds(
+    study: Study, budget: str, seeds: int = 1, only: list[str] | None = None
+) -> float:
+    """Time to expect on 2 cores of this CPU, from each model's FLOPs and its image counts:
+    training (three forward passes' worth per image), each epoch's validation, and the final
+    evaluation of train, val and test, at the `CPU_FLOPS` rate of this CPU and the run's
+    precision; for every run (or those named in `only`) and seed, and every point of the
+    study's searches (not with `only`)."""
+    runs = [run for run in study.runs if only is None or run.name in only]
+    total = sum(_seconds(config(study, run, budget)) for run in runs) * seeds
+    for search in study.searches if only is None else ():
         from tuning.spaces import get_space, hyperparameters
 
         scale = dict(SEARCH_BUDGETS[budget])
@@ -93,12 +115,10 @@ def _seconds(cfg: RunConfig) -> float:
         images *= cfg.subset
     elif isinstance(cfg.subset, int):
         images = min(images, cfg.subset * spec.classes)
-    test = spec.test
-    if cfg.test_subset is not None:
-        test = min(test, cfg.test_subset * spec.classes)
-    evaluated = images / 9 * cfg.epochs + images * 10 / 9 + test
+    evaluated = images / 9 * cfg.epochs + images * 10 / 9 + test_images(cfg)
     flops = forward_flops(zoo.build(cfg.model, **cfg.model_kwargs))
-    return flops * (3 * images * cfg.epochs + evaluated) / CPU_FLOPS
+    compute = flops * (3 * images * cfg.epochs + evaluated) / CPU_FLOPS[cpu_kind(cfg.precision)]
+    return compute + STEP_SECONDS * images * cfg.epochs / cfg.batch_size
 
 
 def run_study(

@@ -37,17 +37,28 @@ def _parser() -> Parser:
 
 def _list() -> None:
     from study_runner import estimate_seconds
+    from zoo import machine
     from zoo.study import STUDIES
 
+    cpu = machine.cpu_description()
+    print(f"Times: training and evaluation on 2 cores of this CPU ({cpu['model']}; "
+          f"{cpu['vector']}) at {machine.auto_precision()}, one seed; then with "
+          f"`--compared --seeds 3` on top.\n")  # fmt: skip
     for study in STUDIES.values():
-        times = ", ".join(
-            f"{b} ~{estimate_seconds(study, b) / 60:,.0f} min" for b in ("cpu", "full")
-        )
-        print(f"{study.name}  {study.title}  ({times} of training and evaluation on 2 CPU cores)")
+        times = []
+        for budget in ("cpu", "full"):
+            one = estimate_seconds(study, budget)
+            more = one + 2 * estimate_seconds(study, budget, only=study.compared())
+            times.append(f"{budget} ~{_duration(one)} ({_duration(more)})")
+        print(f"{study.name}  {study.title}  ({', '.join(times)})")
         for run in study.runs:
             figure = f"{run.reported:.2%}" if run.reported is not None else "-"
             extra = "  [zoo's own]" if run.extra else ""
             print(f"    {run.name:<30} {run.model:<20} {figure:>7}{extra}")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:,.0f} min" if seconds < 5400 else f"{seconds / 3600:,.1f} h"
 
 
 def main(argv: list[str] | None = None) -> int:

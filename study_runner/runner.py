@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from study_runner.tables import cells_of, layout, scores_of, test_images, write_report
-from study_runner.verdicts import evidence, verdicts
+from study_runner.tables import cells_of, layout, test_images, write_report
+from study_runner.verdicts import summaries, verdicts
 from zoo import runs as zoo_runs
 from zoo.data.specs import DATASETS
 from zoo.files import write_json
@@ -136,8 +136,8 @@ def run_study(
 
     Args:
         name: `S0` ... `S4`.
-        budget: `smoke` (seconds, for tests), `cpu` (about 45 minutes on 2 CPU cores) or
-            `full` (the study's own settings).
+        budget: `smoke` (seconds, for tests), `cpu` (about an hour on 2 CPU cores with
+            three seeds on the compared runs) or `full` (the study's own settings).
         seeds: Runs per configuration, seeds 0 ... seeds - 1.
         data_dir: Folder with the data (see `zoo.data.load`).
         out: Folder of study folders.
@@ -178,9 +178,8 @@ def run_study(
     # (--only) or of fewer seeds keeps the rest.
     runs = {**_finished_runs(study, budget, folder, precision), **runs}
     cells = cells_of(study, runs, budget)
-    scores = scores_of(runs)
-    judged = verdicts(study, scores)
-    tables = {t.name: layout(t, cells, study, budget, scores) for t in study.tables}
+    judged = verdicts(study, cells)
+    tables = {t.name: layout(t, cells, study, budget) for t in study.tables}
     for frame in tables.values():  # which precision every cell trained in
         frame.attrs["title"] += f"; precision {precision}"
     # The tables first: figures train more.
@@ -202,10 +201,10 @@ def run_study(
 
     build_report([str(folder / "runs")], folder / "report" / "runs", verbose=False)
     if verbose:
-        for text, rows in judged.groupby("conclusion", sort=False):
-            print(f"{study.name}: {rows['verdict'].iloc[0]}: {text}")
-            for _, row in rows.iterrows():
-                print(f"    {evidence(row)}")
+        for verdict, text, evidence in summaries(judged):
+            print(f"{study.name}: {verdict}: {text}")
+            for line in evidence:
+                print(f"    {line}")
         print(f"{folder}: {len(runs)} runs; tables in {folder / 'report'}")
     return StudyResult(study, budget, folder, runs, tables, cells, judged)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from study_runner.stats import Difference, Estimate, difference, noise_floor
-from study_runner.verdicts import evidence
+from study_runner.stats import Difference, Estimate, compare, noise_floor
+from study_runner.verdicts import summaries
 from zoo.data.specs import DATASETS
 from zoo.files import write_csv, write_text
 from zoo.recipes import RunConfig
@@ -32,26 +32,30 @@ def scores_of(runs: dict[tuple[str, int], Run]) -> dict[str, list[float]]:
     """Run name -> the test accuracy of each of its seeds that was scored."""
     scores: dict[str, list[float]] = {}
     for (name, _), run in sorted(runs.items(), key=lambda item: item[0][1]):
-        if "test" in run.metrics:
-            scores.setdefault(name, []).append(run.metrics["test"]["accuracy"])
+        accuracy = run.metrics.get("test", {}).get("accuracy")
+        if accuracy is not None and math.isfinite(accuracy):  # a diverged run's NaN: no score
+            scores.setdefault(name, []).append(accuracy)
     return scores
 
 
 def cells_of(study: Study, runs: dict[tuple[str, int], Run], budget: str) -> pd.DataFrame:
     """One row per run of the study: seeds, mean, std and the 95 % t-interval of the mean
     (`low`, `high`), the test set's binomial noise floor at that mean (`floor`, a half-width),
-    the study's figure and the difference, and the mean wall minutes of a seed."""
+    the test images, the chance level, the study's figure and the difference, and the mean
+    wall minutes of a seed."""
     scores = scores_of(runs)
     rows = []
     for run in study.runs:
         est = Estimate.of(scores.get(run.name, []))
-        images = test_images(config(study, run, budget))
+        cfg = config(study, run, budget)
+        images = test_images(cfg)
         floor = noise_floor(est.mean, images) if est.seeds else math.nan
         walls = [r.metrics.get("wall_seconds") for (name, _), r in runs.items()
                  if name == run.name and r.metrics.get("wall_seconds") is not None]  # fmt: skip
         rows.append(dict(
             run=run.name, model=run.model, seeds=est.seeds, mean=est.mean, std=est.std,
-            low=est.low, high=est.high, floor=floor, test_images=images, study=run.reported,
+            low=est.low, high=est.high, floor=floor, test_images=images,
+            chance=1 / DATASETS[cfg.home_dataset].classes, study=run.reported,
             difference=est.mean - run.reported if run.reported else math.nan,
             minutes=statistics.fmean(walls) / 60 if walls else math.nan,
             extra=run.extra, note=run.note,
@@ -81,15 +85,11 @@ def _text(cell: pd.Series, reference: tuple[str, Difference] | None) -> str:
     return "; ".join(parts)
 
 
-def layout(
-    table: Table, cells: pd.DataFrame, study: Study, budget: str,
-    scores: dict[str, list[float]] | None = None,
-) -> pd.DataFrame:  # fmt: skip
+def layout(table: Table, cells: pd.DataFrame, study: Study, budget: str) -> pd.DataFrame:
     """The table as the study laid it out; each cell: ours (mean ± std, the 95 % t-interval
     and the seeds), the study's figure and the difference, and, in a row of several cells,
     the difference from the row's first cell with its interval, marked undecided unless the
     interval excludes zero. The title gives the test set's noise floor."""
-    scores = scores or {}
     frame = pd.DataFrame("", index=list(table.rows), columns=list(table.columns))
     for row in table.rows:
         first = next(
@@ -100,13 +100,20 @@ def layout(
             if name is None:
                 continue
             reference = None
-            if first and first != name and scores.get(name) and scores.get(first):
-                reference = (first, difference(scores[name], scores[first]))
+            if first and first != name and cells.loc[name, "seeds"] and cells.loc[first, "seeds"]:
+                reference = (
+                    first,
+                    compare(_estimate(cells.loc[name]), _estimate(cells.loc[first])),
+                )
             frame.loc[row, column] = _text(cells.loc[name], reference)
     frame.attrs["title"] = f"{table.title} — budget {budget}: {_scaling(study, budget)}" + _floor(
         cells.loc[[n for n in table.cells.values()]]
     )
     return frame
+
+
+def _estimate(cell: pd.Series) -> Estimate:
+    return Estimate.summary(cell["seeds"], cell["mean"], cell["std"])
 
 
 def _floor(cells: pd.DataFrame) -> str:
@@ -155,14 +162,16 @@ def write_report(
 def _verdicts_markdown(verdicts: pd.DataFrame, budget: str) -> str:
     lines = [
         f"## The study's conclusions — budget {budget}\n",
-        "Each comparison's difference is in points, with its 95 % Welch t-interval over seeds; "
-        "a conclusion is reproduced when every comparison's interval lies on its side of zero "
-        "(inside the margin for ≈), refuted when one lies on the other side, undecided "
-        "otherwise.\n",
+        "Each comparison's difference is in points, with its 95 % Welch t-interval over seeds "
+        "(against a fixed level: the cell's t-interval widened by the test set's binomial "
+        "noise); a conclusion is reproduced when every comparison's interval lies on its side "
+        "of zero (inside the margin for ≈), refuted when one lies on the other side, undecided "
+        "otherwise, and undecided where a compared net sits at chance and the study's did "
+        "not.\n",
     ]
-    for text, rows in verdicts.groupby("conclusion", sort=False):
-        lines.append(f"- **{rows['verdict'].iloc[0]}**: {text}")
-        lines += [f"  - {evidence(row)}" for _, row in rows.iterrows()]
+    for verdict, text, evidence in summaries(verdicts):
+        lines.append(f"- **{verdict}**: {text}")
+        lines += [f"  - {line}" for line in evidence]
     return "\n".join(lines) + "\n"
 
 

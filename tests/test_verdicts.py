@@ -7,21 +7,25 @@ import dataclasses
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from study_runner.runner import _finished_runs
 from study_runner.stats import Estimate, difference, noise_floor, t975
-from study_runner.tables import scores_of
+from study_runner.tables import cells_of
 from study_runner.verdicts import evidence, judge, verdicts
 from zoo.runs import folder_name
 from zoo.study import STUDIES, config
 from zoo.study.catalog import Claim
 
 
-def test_t_quantiles_match_the_table_and_the_normal_limit():
+def test_t_quantiles_match_the_tables_exact_values():
     assert t975(1) == pytest.approx(12.7062)
     assert t975(2) == pytest.approx(4.3027)
-    assert t975(4.5) == pytest.approx((2.7764 + 2.5706) / 2)  # Welch's fractional df
+    # Welch's fractional df, against the exact quantiles (scipy.stats.t.ppf(0.975, df)).
+    for df, exact in ((1.1, 10.2768), (1.5, 6.0167), (2.439, 3.6394), (4.5, 2.6589),
+                      (12.5, 2.1692)):  # fmt: skip
+        assert t975(df) == pytest.approx(exact, rel=4e-3), df
     assert t975(60) == pytest.approx(2.0003, abs=2e-4)
     assert t975(120) == pytest.approx(1.9799, abs=2e-4)
     assert t975(1e9) == pytest.approx(1.959964, abs=1e-6)
@@ -53,20 +57,28 @@ def test_a_difference_has_welchs_interval_and_the_seeds_it_would_need():
     # se = √(2 · 0.02² / 3) = 0.016330; Welch's df = 4: t = 2.7764
     assert diff.mean == pytest.approx(0.10)
     assert (diff.low, diff.high) == pytest.approx((0.10 - 0.045338, 0.10 + 0.045338), abs=1e-6)
-    assert diff.decided and diff.seeds_needed == 2
-    # Unequal spreads: se² = 0.01²/3 + 0.03²/3; df = (se²)² / (va² / 2 + vb² / 2) = 2.439
+    # 80 % power: n = 2 gives (4.3027 + 0.8416) · 0.02 = 0.1029 > 0.1; n = 3, 0.0591.
+    assert diff.decided and diff.seeds_needed == 3
+    # Unequal spreads: se² = 0.01²/3 + 0.03²/3; df = (se²)² / (va² / 2 + vb² / 2) = 2.439,
+    # where t's exact 97.5 % quantile is 3.6394.
     wide = difference([0.30, 0.31, 0.32], [0.27, 0.30, 0.33])
     se = math.sqrt(0.01**2 / 3 + 0.03**2 / 3)
-    t = 4.3027 + 0.439024 * (3.1824 - 4.3027)
-    assert wide.high - wide.mean == pytest.approx(t * se, rel=1e-4)
+    assert wide.high - wide.mean == pytest.approx(3.6394 * se, rel=4e-3)
     assert not wide.decided
-    # One point apart at a std of 2 points each: t(2(n-1)) · √(8e-4 / n) < 0.01 first at n = 32
-    # (n = 31: t(60) = 2.0003, 2.0003 · √(8e-4 / 31) = 0.010162).
+    # One point apart at a std of 2 points each, for 80 % power: (t(2(n-1)) + 0.8416) ·
+    # √(8e-4 / n) < 0.01 first at n = 64 (n = 63: (1.9793 + 0.8416)² · 8 = 63.66 > 63).
     close = difference([0.31, 0.33, 0.35], [0.30, 0.32, 0.34])
-    assert close.seeds_needed == 32
-    # Against a fixed level: the cell's own interval, shifted.
+    assert close.seeds_needed == 64
+    # At 5-point stds: (t(2(n-1)) + 0.8416)² · 0.005 / n < 0.01² first at n = 394; half a
+    # point apart it would take over 1,000.
+    assert difference([0.61, 0.66, 0.71], [0.60, 0.65, 0.70]).seeds_needed == 394
+    assert difference([0.605, 0.655, 0.705], [0.60, 0.65, 0.70]).seeds_needed is None
+    # Against a fixed level: the cell's own interval, shifted, and with the test set's size
+    # given, widened by its binomial noise: √(0.049683² + 0.009143²) = 0.050517.
     level = difference([0.30, 0.32, 0.34], 0.2)
     assert (level.low, level.high) == pytest.approx((0.12 - 0.049683, 0.12 + 0.049683), abs=1e-6)
+    level = difference([0.30, 0.32, 0.34], 0.2, images=10_000)
+    assert (level.low, level.high) == pytest.approx((0.12 - 0.050517, 0.12 + 0.050517), abs=1e-6)
     # One seed: no interval, and no count of seeds can be projected.
     lone = difference([0.30], [0.20, 0.22])
     assert math.isnan(lone.low) and lone.seeds_needed is None and not lone.decided
@@ -91,6 +103,10 @@ def test_judge(relation, low, high, verdict):
     assert judge(Claim("a", relation, "b", 0.01 if relation == "≈" else 0.0), diff) == verdict
 
 
+def _cells(folder, study, budget="cpu"):
+    return cells_of(study, _finished_runs(study, budget, folder, "float32"), budget)
+
+
 def _hand_made(folder, study, budget, scores):
     """Run folders as the trainer leaves them, holding chosen test accuracies."""
     for name, seeds in scores.items():
@@ -108,16 +124,15 @@ def _hand_made(folder, study, budget, scores):
 
 def test_verdicts_from_hand_made_run_folders(tmp_path):
     study = STUDIES["S1"]
-    _hand_made(tmp_path / "runs", study, "smoke", {
+    _hand_made(tmp_path / "runs", study, "cpu", {
         "ImprovedCNN": [0.80, 0.81, 0.82],
         "ResidualCNN": [0.75, 0.76, 0.77],  # 5 points under: "within a point" is refuted
         "BasicCNN": [0.70, 0.71, 0.72],
         "VGG-A": [0.60, 0.65, 0.70],
-        "VGG-A-BN": [0.61, 0.66, 0.71],  # one point over at a 5-point spread: undecided
+        "VGG-A-BN": [0.605, 0.655, 0.705],  # half a point over at a 5-point spread: undecided
     })  # fmt: skip
-    runs = _finished_runs(study, "smoke", tmp_path, "float32")
-    assert len(runs) == 15
-    table = verdicts(study, scores_of(runs))
+    assert len(_finished_runs(study, "cpu", tmp_path, "float32")) == 15
+    table = verdicts(study, _cells(tmp_path, study))
     by_text = dict(zip(table["conclusion"], table["verdict"], strict=False))
     assert by_text["ImprovedCNN is the best of the three (92.61 %)"] == "reproduced"
     within = "ResidualCNN comes within about a point of ImprovedCNN (91.57 % against 92.61 %)"
@@ -125,23 +140,49 @@ def test_verdicts_from_hand_made_run_folders(tmp_path):
     assert by_text["The residual net beats BasicCNN (91.57 % against 82.91 %)"] == "reproduced"
     bn = table[table["conclusion"] == "Batch norm helps VGG-A (89 % against 84 %)"].iloc[0]
     assert bn["verdict"] == "undecided" and bn["seeds_a"] == bn["seeds_b"] == 3
-    assert bn["difference"] == pytest.approx(0.01)
+    assert bn["difference"] == pytest.approx(0.005)
     assert bn["study_difference"] == pytest.approx(0.05)
-    # 5-point stds, 1 point apart: t(2(n-1)) · √(0.005 / n) < 0.01 first at n = 194.
-    assert bn["seeds_needed"] == 194
+    assert bn["seeds_needed"] is pd.NA  # over 1,000
     line = evidence(bn)
-    assert line.startswith("VGG-A-BN > VGG-A: +1.00 points [")
-    assert "(3 v 3 seeds) — undecided, about 194 seeds per cell would decide it" in line
+    assert line.startswith("VGG-A-BN > VGG-A: +0.50 points [")
+    assert "(3 v 3 seeds) — undecided; more than 1,000 seeds per cell would be needed" in line
+    assert "under the test set's noise floor (±0.93)" in line  # 1.96 · √(0.655 · 0.345 / 10⁴)
     assert line.endswith("; study +5.00")
 
 
 def test_a_conclusion_with_a_cell_not_run_says_so_and_one_seed_decides_nothing(tmp_path):
     study = STUDIES["S0"]
-    _hand_made(tmp_path / "runs", study, "smoke", {"final": [0.65], "baseline": [0.6]})
-    table = verdicts(study, scores_of(_finished_runs(study, "smoke", tmp_path, "float32")))
+    _hand_made(tmp_path / "runs", study, "cpu", {"final": [0.65], "baseline": [0.6]})
+    table = verdicts(study, _cells(tmp_path, study))
     verdict = dict(zip(table["conclusion"], table["verdict"], strict=False))
-    assert verdict["BN and dropout together collapse training (13.8 %, 12.8 %)"] == "not run"
+    assert verdict[study.conclusions[0].text] == "not run"
     beats = "The tuned final model beats the baseline (69.2 % against 63.2 %)"
     assert verdict[beats] == "undecided"
     row = table[table["conclusion"] == beats].iloc[0]
     assert "(1 v 1 seeds) — undecided, needs 2 or more seeds per cell" in evidence(row)
+
+
+def test_a_net_at_chance_decides_nothing_unless_the_studys_was_too(tmp_path):
+    study = STUDIES["S3"]
+    _hand_made(tmp_path / "runs", study, "cpu", {
+        "short baseline": [0.06, 0.065, 0.07],
+        "long baseline": [0.005, 0.005, 0.005],  # at chance (1 of 200 classes); S3's: 14.07 %
+        "short +residual": [0.005, 0.005, 0.006],  # at chance, as S3's diverged run was
+    })  # fmt: skip
+    table = verdicts(study, _cells(tmp_path, study))
+    by_claim = {row["claim"]: row for _, row in table.iterrows()}
+    deeper = by_claim["long baseline < short baseline"]
+    assert deeper["claim_verdict"] == "undecided" and deeper["high"] < 0
+    assert "long baseline at chance where the study's was not" in evidence(deeper)
+    diverged = by_claim["short +residual < 2 %"]
+    assert diverged["claim_verdict"] == "reproduced" and diverged["seeds_b"] is pd.NA
+
+
+def test_a_claim_is_checked_when_made():
+    with pytest.raises(ValueError, match="a margin goes with ≈"):
+        Claim("a", "≈", "b")
+    with pytest.raises(ValueError, match="a margin goes with ≈"):
+        Claim("a", ">", "b", 0.01)
+    with pytest.raises(ValueError, match="a level is an accuracy"):
+        Claim("a", "<", 20.0)
+    assert str(Claim("a", "<", 0.005)) == "a < 0.5 %"

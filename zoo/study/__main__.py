@@ -17,8 +17,8 @@ def _parser() -> Parser:
     p.add_argument("--list", action="store_true",
                    help="print the studies, their runs and each budget's time")  # fmt: skip
     p.add_argument("--budget", choices=("smoke", "cpu", "full"), default="cpu",
-                   help="smoke: seconds; cpu: about 45 minutes on 2 cores; full: the study's "
-                        "own settings (default cpu)")  # fmt: skip
+                   help="smoke: seconds; cpu: about an hour on 2 cores with 3 seeds on the "
+                        "compared runs; full: the study's own settings (default cpu)")  # fmt: skip
     p.add_argument("--seeds", type=positive_int, default=1,
                    help="runs per configuration; cells show mean ± std (default 1)")  # fmt: skip
     p.add_argument("--data-dir", help="folder with the data (default: $ZOO_DATA_DIR, then TFDS)")
@@ -26,8 +26,8 @@ def _parser() -> Parser:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--only", nargs="+", metavar="RUN", help="train only these runs (by name)")
     which.add_argument("--compared", action="store_true",
-                       help="train only the runs the study's conclusions compare (with --seeds: "
-                            "seeds where the verdicts need them)")  # fmt: skip
+                       help="train only the runs the study's conclusions compare (with "
+                            "--seeds: give every verdict its seeds)")  # fmt: skip
     p.add_argument("--precision", default="auto",
                    help="auto (default: a study continues in its own, a new one takes this "
                         "machine's fastest), float32, mixed_float16 or mixed_bfloat16")  # fmt: skip
@@ -81,11 +81,13 @@ def main(argv: list[str] | None = None) -> int:
                 study.run(name)
             if args.compared:
                 args.only = study.compared()
+                if not args.only:
+                    raise ValueError(f"{study.name} has no conclusions to compare runs for.")
+        elif args.compared:
+            raise ValueError("--compared needs a STUDY.")
             if args.precision != "auto":
                 machine.resolve_precision(args.precision)
         zoo.load()
-        if args.compared and not args.study:
-            raise ValueError("--compared needs a STUDY.")
         if args.list:
             _list()
             return 0

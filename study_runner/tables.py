@@ -79,7 +79,12 @@ def _text(cell: pd.Series, reference: tuple[str, Difference] | None) -> str:
             parts.append(f"vs {name} {shown}: undecided (one seed)")
         else:
             span = f"[{diff.low * 100:+.2f}, {diff.high * 100:+.2f}]"
-            parts.append(f"vs {name} {shown} {span}" + ("" if diff.decided else ": undecided"))
+            verdict = ""
+            if not diff.decided:
+                needed = diff.seeds_needed
+                verdict = ": undecided" + (f" (about {needed} seeds would decide it)" if needed
+                                           else "")  # fmt: skip
+            parts.append(f"vs {name} {shown} {span}{verdict}")
     if cell["extra"]:
         parts.append("zoo's own run")
     return "; ".join(parts)

@@ -91,7 +91,7 @@ def test_cells_have_intervals_and_a_row_compares_with_its_first_cell():
     frame = layout(table, cells, study, "cpu")
     assert frame.loc["short", "+norm"].startswith("33.00% ± 2.00% [28.03%, 37.97%] (3)")
     assert "vs short baseline +1.00 [" in frame.loc["short", "+norm"]
-    assert frame.loc["short", "+norm"].endswith(": undecided")
+    assert frame.loc["short", "+norm"].endswith(": undecided (about 64 seeds would decide it)")
     assert "vs short baseline +15.00 [+10.47, +19.53]" in frame.loc["short", "+all"]
     assert "undecided" not in frame.loc["short", "+all"]
     assert frame.loc["long", "baseline"].startswith("20.00%; study 14.07% (+5.93%)")

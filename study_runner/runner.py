@@ -40,11 +40,13 @@ from zoo.study.catalog import (
 )
 
 # FLOP/s of whole study runs on 2 CPU cores (3 x forward FLOPs per training image, 1 per image
-# evaluated, over the run's wall time), by what the CPU offers the run's precision. Fitted to
-# measured study runs (README, Studies): bfloat16 on AMX from S1 and S0 on a 2-core Xeon with
-# AMX; bfloat16 on AVX-512 BF16 from zoo.bench's 330-360 GFLOP/s training steps on a 2-core
-# EPYC, less evaluation and input; float32 from zoo.bench on AVX2 and AVX-512 machines.
-CPU_FLOPS = {"amx": 700e9, "avx512_bf16": 250e9, "float32": 150e9}
+# evaluated, over the run's wall time), by what the CPU offers the run's precision. bfloat16 on
+# AMX: fitted to S1's quiet seed at cpu on a 2-core Xeon with AMX (its five runs took 1.17
+# times what 700 GFLOP/s predicts; per model from 0.84 for ImprovedCNN to 2.0 for VGG-A, whose
+# full-resolution early convs use the matrix units least). bfloat16 on AVX-512 BF16: zoo.bench's
+# 330-360 GFLOP/s training steps on a 2-core EPYC, less evaluation and input. float32: zoo.bench
+# on AVX2 and AVX-512 machines.
+CPU_FLOPS = {"amx": 600e9, "avx512_bf16": 250e9, "float32": 150e9}
 # What a training step costs beyond its arithmetic (the step's dispatch, the callbacks, the
 # input), which decides the small MNIST models' time: fitted to S2's runs (batch 32).
 STEP_SECONDS = 0.004

@@ -176,6 +176,9 @@ def test_a_net_at_chance_decides_nothing_unless_the_studys_was_too(tmp_path):
     assert "long baseline at chance where the study's was not" in evidence(deeper)
     diverged = by_claim["short +residual < 2 %"]
     assert diverged["claim_verdict"] == "reproduced" and diverged["seeds_b"] is pd.NA
+    # A level's interval carries the test set's noise: √(t-half² + (1.96 · √(p(1-p)/10⁴))²).
+    assert evidence(diverged).startswith("short +residual < 2 %: -1.47 points [")
+    assert "(3 seeds) — reproduced; study -1.51" in evidence(diverged)
 
 
 def test_a_claim_is_checked_when_made():

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo.data import read
+from zoo.recipes import recipe
 from zoo.registry import HOME_SHAPES
 
 MODELS = zoo.list_models()
@@ -307,3 +309,23 @@ def test_mixed_precision_logits_are_float32():
     assert model.name == "basic_cnn" and model.layers[-2].compute_dtype == "float16"
     assert model.layers[-1].name == "logits_float32" and model.outputs[0].dtype == "float32"
     assert zoo.build("basic_cnn", width=0.25).layers[-1].name != "logits_float32"
+
+
+def test_tiny_baseline_long_plain_net_trains_only_with_he_init(data_dir):
+    """S3's recipe takes He's init: with Glorot's, 20 plain ReLU convs learn little beyond the
+    class prior in the steps where He's fits the images (real MNIST, 512 images)."""
+    mnist = read("mnist", data_dir=data_dir)
+    x = (mnist.x_train[:512].astype("float32") / 255.0 - 0.13) / 0.31
+    y = mnist.y_train[:512]
+    final = {}
+    for init in ("glorot_uniform", "he_normal"):
+        keras.utils.set_random_seed(0)
+        model = zoo.build(
+            "tiny_baseline", depth="long", width=0.25, init=init,
+            input_shape=x.shape[1:], num_classes=10,
+        )  # fmt: skip
+        model.compile(keras.optimizers.Adam(3e-4), keras.losses.SparseCategoricalCrossentropy(True))
+        final[init] = model.fit(x, y, batch_size=64, epochs=6, verbose=0).history["loss"][-1]
+    assert final["glorot_uniform"] > 2.0  # ln 10 = 2.30: little beyond the prior
+    assert final["he_normal"] < 1.0
+    assert recipe("tiny_baseline").model_kwargs["init"] == "he_normal"

@@ -202,6 +202,7 @@ def residual_block(
     activation: str = "relu",
     use_bias: bool = False,
     weight_decay: float = 0.0,
+    kernel_initializer: Any = "glorot_uniform",
 ) -> Any:
     """A chain of `convs` 3x3 convolutions with an optional shortcut (He et al. 2016).
 
@@ -223,6 +224,7 @@ def residual_block(
             activation=None if (last and residual) else activation,
             use_bias=use_bias,
             weight_decay=weight_decay,
+            kernel_initializer=kernel_initializer,
         )
     if not residual:
         return x
@@ -237,6 +239,7 @@ def residual_block(
             activation=None,
             use_bias=use_bias,
             weight_decay=weight_decay,
+            kernel_initializer=kernel_initializer,
         )
     x = layers.Add(name=f"{name}_add")([x, shortcut])
     return act(x, activation, f"{name}_out")

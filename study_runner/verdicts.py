@@ -6,9 +6,11 @@ it lies below, and undecided when it holds zero or when a cell has fewer than tw
 `a ≈ b within m` is reproduced when the interval lies inside (-m, m), which is two one-sided
 tests at 2.5 % each, refuted when it lies wholly outside, undecided otherwise. A comparison
 of a cell that sits at chance where the study's did not is undecided: an untrained net says
-nothing about the architecture. A conclusion is refuted when any of its comparisons is,
-reproduced when all are, and undecided otherwise (`not run` while a cell has no run). With
-some twenty comparisons over the studies, about one may land on the wrong side by chance.
+nothing about the architecture; so is one of two runs that scored the same on every seed,
+whose difference never acted (a plateau decay that never fired). A conclusion is refuted when
+any of its comparisons is, reproduced when all are, and undecided otherwise (`not run` while a
+cell has no run). With some twenty comparisons over the studies, about one may land on the
+wrong side by chance.
 """
 
 from __future__ import annotations
@@ -101,6 +103,11 @@ def _row(study: Study, cells: pd.DataFrame, claim: Claim) -> dict:
         if dead:
             verdict = UNDECIDED
             notes.append(f"{' and '.join(dead)} at chance where the study's was not")
+        # Same seeds, same scores: the runs' difference never acted (a plateau decay that
+        # never fired leaves its run the baseline to the last bit), so nothing was tested.
+        if (a["seeds"], a["mean"], a["std"]) == (b["seeds"], b["mean"], b["std"]):
+            verdict = UNDECIDED
+            notes.append("the same score on every seed: the runs' difference never acted")
     seeds_needed = diff.seeds_needed
     if claim.relation == "≈":  # inside the margin, or clear of it where it lies outside
         seeds_needed = diff.seeds_for(abs(claim.margin - abs(diff.mean)))

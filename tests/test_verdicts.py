@@ -189,3 +189,19 @@ def test_a_claim_is_checked_when_made():
     with pytest.raises(ValueError, match="a level is an accuracy"):
         Claim("a", "<", 20.0)
     assert str(Claim("a", "<", 0.005)) == "a < 0.5 %"
+
+
+def test_two_runs_alike_on_every_seed_decide_nothing(tmp_path):
+    """A plateau decay that never fires leaves its run the baseline, bit for bit."""
+    study = STUDIES["S3"]
+    same = [0.06, 0.065, 0.07]
+    _hand_made(tmp_path / "runs", study, "cpu", {
+        "short baseline": same, "short +decay": same,
+        "long baseline": [0.03, 0.031, 0.032], "long +decay": [0.04, 0.041, 0.042],
+    })  # fmt: skip
+    table = verdicts(study, _cells(tmp_path, study))
+    by_claim = {row["claim"]: row for _, row in table.iterrows()}
+    short = by_claim["short +decay > short baseline"]
+    assert short["claim_verdict"] == "undecided" and short["difference"] == 0
+    assert "the same score on every seed: the runs' difference never acted" in evidence(short)
+    assert by_claim["long +decay > long baseline"]["claim_verdict"] == "reproduced"

@@ -15,6 +15,7 @@ import pytest
 import zoo
 
 EXPECTED = {
+    "airbench",
     "basic_cnn",
     "deeper_convnet",
     "improved_cnn",
@@ -44,7 +45,7 @@ def test_describe(name):
     info = zoo.describe(name)
     assert info.name == name
     assert (info.input_shape, info.num_classes) == zoo.HOME_SHAPES[info.dataset]
-    assert info.study in {"S0", "S1", "S2", "S3", "S4"}
+    assert info.study in {"S0", "S1", "S2", "S3", "S4", "S5"}
     assert info.toggles and "input_shape" not in info.toggles
     assert info.summary
 

@@ -50,17 +50,19 @@ class BatchNormalization(layers.BatchNormalization):
 
         shape = tf.shape(inputs)
         x = inputs if len(inputs.shape) == 4 else tf.reshape(inputs, [-1, 1, 1, shape[-1]])
+        # Without a learned scale (or offset) the kernel takes a constant 1 (or 0) in its place.
+        ones = tf.ones_like(self.moving_variance)
+        gamma = self.gamma if self.scale else ones
+        beta = self.beta if self.center else 0.0 * ones
         if training and self.trainable:
-            y, mean, variance = fused(
-                x, self.gamma, self.beta, epsilon=self.epsilon, is_training=True
-            )
+            y, mean, variance = fused(x, gamma, beta, epsilon=self.epsilon, is_training=True)
             count = tf.cast(tf.size(x) // tf.shape(x)[-1], variance.dtype)
             variance = variance * (count - 1) / tf.maximum(count, 1.0)  # the op's is unbiased
             for stat, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
                 stat.assign(stat * self.momentum + batch * (1.0 - self.momentum))
         else:
             y, _, _ = fused(
-                x, self.gamma, self.beta, self.moving_mean, self.moving_variance,
+                x, gamma, beta, self.moving_mean, self.moving_variance,
                 epsilon=self.epsilon, is_training=False,
             )  # fmt: skip
         return y if len(inputs.shape) == 4 else tf.reshape(y, shape)
@@ -72,8 +74,6 @@ class BatchNormalization(layers.BatchNormalization):
             and mask is None
             and rank in (2, 4)
             and self.axis in (-1, rank - 1)
-            and self.center
-            and self.scale
             and not self.synchronized
             and not getattr(self, "renorm", False)
             and keras.backend.standardize_dtype(inputs.dtype) in _FUSED_DTYPES
@@ -104,6 +104,90 @@ class WeightDecay(keras.regularizers.Regularizer):
 
     def get_config(self) -> dict[str, float]:
         return {"weight_decay": self.weight_decay}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class PartialIdentity(keras.initializers.Initializer):
+    """A conv kernel that starts as the identity on the first `min(in, out)` channels, the
+    rest PyTorch's default (uniform in ±1/√fan-in), as `torch.nn.init.dirac_` on the first
+    in-channels filters leaves it (airbench's Dirac init). Square convs start as the identity.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = seed
+
+    def __call__(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        kh, kw, cin, cout = shape
+        base = keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", seed=self.seed)
+        kernel = keras.ops.convert_to_numpy(base(shape, dtype="float32"))
+        n = min(cin, cout)
+        kernel[:, :, :, :n] = 0.0
+        kernel[kh // 2, kw // 2, range(n), range(n)] = 1.0
+        return keras.ops.convert_to_tensor(kernel, dtype=dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Whitening(layers.Layer):
+    """A `size`x`size` valid convolution whose filters whiten the input's patches: each is an
+    eigenvector of the patches' (uncentered) covariance divided by √(eigenvalue + eps), and
+    its negation, so `2 · size² · channels` filters. The filters are set from training images
+    by `adapt` and never trained; the bias is trained (airbench's first layer, Jordan 2024).
+    """
+
+    def __init__(self, size: int = 2, eps: float = 5e-4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.size, self.eps = size, eps
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        channels = input_shape[-1]
+        filters = 2 * self.size * self.size * channels
+        self.kernel = self.add_weight(
+            shape=(self.size, self.size, channels, filters), initializer="zeros",
+            trainable=False, name="kernel",
+        )  # fmt: skip
+        self.bias = self.add_weight(shape=(filters,), initializer="zeros", name="bias")
+
+    def call(self, inputs: Any) -> Any:
+        kernel = keras.ops.cast(self.kernel, inputs.dtype)
+        return keras.ops.conv(inputs, kernel, padding="valid") + keras.ops.cast(
+            self.bias, inputs.dtype
+        )
+
+    def adapt(self, images: Any) -> None:
+        """Sets the filters from `images` `(N, H, W, C)`, normalized as training feeds them."""
+        import numpy as np
+
+        images = np.asarray(images, dtype=np.float64)
+        k, n, c = self.size, len(images), images.shape[-1]
+        if not self.built:
+            self.build(images.shape)
+        covariance = np.zeros((k * k * c, k * k * c))
+        count = 0
+        for start in range(0, n, 500):  # bounded memory: 500 images' patches at a time
+            chunk = images[start : start + 500]
+            # (B, H-k+1, W-k+1, k, k, C): every stride-1 patch, flattened as the kernel is.
+            patches = np.lib.stride_tricks.sliding_window_view(chunk, (k, k), axis=(1, 2))
+            patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, k * k * c)
+            covariance += patches.T @ patches
+            count += len(patches)
+        values, vectors = np.linalg.eigh(covariance / count)
+        filters = (vectors / np.sqrt(values + self.eps)).T.reshape(-1, k, k, c)
+        kernel = np.concatenate([filters, -filters]).transpose(1, 2, 3, 0)
+        self.kernel.assign(kernel.astype("float32"))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "size": self.size, "eps": self.eps}
+
+
+def adapt(model: keras.Model, images: Any) -> bool:
+    """Adapts every `Whitening` layer of `model` to `images`; whether there was one."""
+    found = [layer for layer in model.layers if isinstance(layer, Whitening)]
+    for layer in found:
+        layer.adapt(images)
+    return bool(found)
 
 
 def l2(weight_decay: float) -> WeightDecay | None:

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 import zoo
 import zoo.data
+import zoo.layers
 from zoo import files, runs
 from zoo.recipes import RunConfig
 from zoo.runs import Run, rebuild  # noqa: F401  (exported by zoo.train)
@@ -214,6 +215,8 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
             else 1
         )
         compile_model(model, config, per_call)
+        if not saved:  # a resumed run's whitening filters come back with its weights
+            _adapt(model, train_eval)
         if saved and not done:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(saved / runs.BACKUP_WEIGHTS)
@@ -243,6 +246,20 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
     stop = stop or ("nan" if backup.nan else backup.reason or "completed")
     splits = (train_eval, val_ds, test_ds)
     return _finish(path, config, info, model, splits, stop, begun, strategy.num_replicas_in_sync)
+
+
+def _adapt(model: keras.Model, train_eval: tf.data.Dataset, images: int = 5000) -> None:
+    """Sets data-initialized layers (airbench's whitening conv) from the first `images`
+    training images, unaugmented, as the study's recipe does."""
+    if not any(isinstance(layer, zoo.layers.Whitening) for layer in model.layers):
+        return
+    parts, count = [], 0
+    for batch in train_eval:
+        parts.append(np.asarray(batch[0]))
+        count += len(parts[-1])
+        if count >= images:
+            break
+    zoo.layers.adapt(model, np.concatenate(parts)[:images])
 
 
 def _repaired_stop(path: Path, config: RunConfig) -> str:

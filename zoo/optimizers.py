@@ -84,3 +84,86 @@ class Adam(_FusedAdam, keras.optimizers.Adam):
 @keras.saving.register_keras_serializable(package="zoo")
 class AdamW(_FusedAdam, keras.optimizers.AdamW):
     """`keras.optimizers.AdamW` with a fused update (the decoupled decay stays Keras's)."""
+
+
+# Jordan's quintic Newton-Schulz coefficients: the fastest rise of small singular values to ~1.
+_NS = (3.4445, -4.7750, 2.0315)
+
+
+def orthogonalize(g: Any, steps: int = 5) -> Any:
+    """`g` (rows, cols) pushed towards the nearest semi-orthogonal matrix `U Vᵀ` by `steps`
+    Newton-Schulz iterations: its singular values end between about 0.7 and 1.2, in the
+    same directions."""
+    a, b, c = _NS
+    x = g / (keras.ops.sqrt(keras.ops.sum(keras.ops.square(g))) + 1e-7)
+    tall = g.shape[0] > g.shape[1]
+    if tall:  # iterate on the smaller Gram matrix
+        x = keras.ops.transpose(x)
+    for _ in range(steps):
+        gram = keras.ops.matmul(x, keras.ops.transpose(x))
+        x = a * x + keras.ops.matmul(b * gram + c * keras.ops.matmul(gram, gram), x)
+    return keras.ops.transpose(x) if tall else x
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Muon(keras.optimizers.Optimizer):
+    """Muon (Jordan et al. 2024) for conv kernels, SGD with Nesterov momentum for the rest.
+
+    A conv kernel `(kh, kw, in, out)` is a matrix `(out, kh·kw·in)`; its Nesterov momentum
+    direction is orthogonalized (`orthogonalize`) and the kernel rescaled to Frobenius norm
+    √out before the step, as airbench94's Muon does, so the step size is `learning_rate`
+    whatever the gradient's scale. Every other variable (biases, BN offsets, dense kernels)
+    takes PyTorch's Nesterov SGD at `other_lr`, scaled as the schedule scales
+    `learning_rate`.
+
+    Args:
+        learning_rate: Muon's rate (a float or a schedule).
+        momentum: Muon's momentum.
+        other_lr: The SGD rate of the other variables at the start; None: `learning_rate`.
+        other_momentum: Their momentum.
+        ns_steps: Newton-Schulz iterations per step.
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.02,
+        momentum: float = 0.6,
+        other_lr: float | None = None,
+        other_momentum: float = 0.85,
+        ns_steps: int = 5,
+        name: str = "muon",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.momentum, self.other_momentum, self.ns_steps = momentum, other_momentum, ns_steps
+        self.other_lr = other_lr
+        first = learning_rate(0) if callable(learning_rate) else learning_rate
+        self._initial_lr = float(keras.ops.convert_to_numpy(first))
+
+    def build(self, variables: list) -> None:
+        if self.built:
+            return
+        super().build(variables)
+        self.momentums = [self.add_variable_from_reference(v, "momentum") for v in variables]
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        ops = keras.ops
+        buffer = self.momentums[self._get_variable_index(variable)]
+        gradient = ops.cast(gradient, variable.dtype)
+        lr = ops.cast(learning_rate, variable.dtype)
+        if len(variable.shape) != 4:
+            scale = (self.other_lr or self._initial_lr) / self._initial_lr
+            self.assign(buffer, self.other_momentum * buffer + gradient)
+            self.assign_sub(variable, lr * scale * (gradient + self.other_momentum * buffer))
+            return
+        self.assign(buffer, self.momentum * buffer + gradient)
+        direction = gradient + self.momentum * buffer
+        kh, kw, cin, cout = variable.shape
+        matrix = ops.transpose(ops.reshape(direction, (kh * kw * cin, cout)))  # (out, fan-in)
+        update = ops.reshape(ops.transpose(orthogonalize(matrix, self.ns_steps)), variable.shape)
+        norm = ops.sqrt(ops.sum(ops.square(variable)))
+        self.assign(variable, variable * (cout**0.5 / (norm + 1e-7)) - lr * update)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum, "other_lr": self.other_lr,
+                "other_momentum": self.other_momentum, "ns_steps": self.ns_steps}  # fmt: skip

@@ -15,13 +15,13 @@ from typing import Any, Literal
 
 from zoo import machine, registry
 
-Optimizer = Literal["sgd", "momentum", "adam", "adamw", "rmsprop"]
+Optimizer = Literal["sgd", "momentum", "adam", "adamw", "rmsprop", "muon"]
 Schedule = Literal["constant", "step", "multistep", "exponential", "halving", "plateau", "cosine"]
 Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
 Strategy = Literal["default", "mirrored", "multiworker"]
 
 # The momentum an optimizer runs with where `RunConfig.momentum` is None.
-DEFAULT_MOMENTUM = {"momentum": 0.9, "rmsprop": 0.0}
+DEFAULT_MOMENTUM = {"momentum": 0.9, "rmsprop": 0.0, "muon": 0.6}
 
 
 # Settings with a range, checked before any time is spent: (name, low, high, low excluded).
@@ -53,11 +53,14 @@ class RunConfig:
         data_dir: Folder with the data (see `zoo.data.load`); None: `$ZOO_DATA_DIR`, then TFDS.
         epochs: Maximum number of epochs.
         batch_size: Global batch size (split across replicas under a distribution strategy).
-        optimizer: `sgd`, `momentum` (SGD with `momentum`), `adam`, `adamw`, `rmsprop`.
+        optimizer: `sgd`, `momentum` (SGD with `momentum`), `adam`, `adamw`, `rmsprop`, `muon`
+            (`zoo.optimizers.Muon`: Muon for conv kernels, Nesterov SGD for the rest).
         lr: Initial learning rate.
-        momentum: Momentum of `momentum` and of `rmsprop`; None: the optimizer's default,
-            0.9 for `momentum`, none for `rmsprop`. A value equal to that default is stored as
-            None, so one run has one config (and one folder name).
+        other_lr: `muon`'s initial SGD rate for what is not a conv kernel; 0: `lr`.
+        momentum: Momentum of `momentum`, `rmsprop` and `muon`'s conv kernels; None: the
+            optimizer's default, 0.9 for `momentum`, none for `rmsprop`, 0.6 for `muon`. A
+            value equal to that default is stored as None, so one run has one config (and one
+            folder name).
         rho: Decay of `rmsprop`'s squared-gradient average (PyTorch's `alpha`).
         decoupled_decay: The optimizer's decoupled weight decay (AdamW's; Keras applies it the
             same way for every optimizer, for plain SGD the same as an L2 penalty). The
@@ -113,6 +116,7 @@ class RunConfig:
     batch_size: int = 128
     optimizer: Optimizer = "adam"
     lr: float = 1e-3
+    other_lr: float = 0.0
     momentum: float | None = None
     rho: float = 0.99
     decoupled_decay: float = 0.0

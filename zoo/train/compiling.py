@@ -94,6 +94,9 @@ def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
         return optimizers.SGD(config.lr, momentum=momentum, weight_decay=wd)
     if config.optimizer == "adam":
         return optimizers.Adam(config.lr, weight_decay=wd)
+    if config.optimizer == "muon":
+        return optimizers.Muon(config.lr, momentum=momentum, other_lr=config.other_lr or None,
+                               weight_decay=wd)  # fmt: skip
     if config.optimizer == "adamw":
         return optimizers.AdamW(config.lr, weight_decay=config.decoupled_decay)
     return keras.optimizers.RMSprop(config.lr, rho=config.rho, momentum=momentum, weight_decay=wd)

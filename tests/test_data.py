@@ -20,6 +20,7 @@ from PIL import Image
 import zoo.data as zdata
 from zoo.data import formats
 from zoo.data.pipeline import split_stratified, subset_indices
+from zoo.recipes import recipe
 
 MNIST_TEST_PER_CLASS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 MNIST_TRAIN_PER_CLASS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -192,6 +193,49 @@ def test_crop_and_flip_keep_the_image_content(data_dir):
     xf, _ = _batches(flipped)
     for a, b in zip(x0, xf, strict=True):
         assert np.array_equal(a, b) or np.array_equal(a[:, ::-1], b)
+
+
+def test_alternating_flip_shows_each_image_the_other_way_round_every_epoch(data_dir):
+    common = dict(data_dir=data_dir, subset=5, test_subset=1, shuffle=False, normalize=False)
+    plain, *_ = zdata.load("cifar10", augment=False, **common)
+    x0, _ = _batches(plain)
+    # Crops off, so only the flips move pixels; epochs 0..3 as a resumed run would see them.
+    alternate = {"crop_padding": 0, "flip": True, "flip_alternate": True}
+    seen = []
+    for epoch in range(4):
+        ds, *_ = zdata.load("cifar10", augment=alternate, epochs=(epoch, epoch + 1), **common)
+        seen.append(_batches(ds)[0])
+    first = np.array([np.array_equal(a[:, ::-1], b) for a, b in zip(x0, seen[0], strict=True)])
+    assert 0.2 < first.mean() < 0.8  # a seeded coin per image in epoch 0
+    for epoch in (1, 3):
+        np.testing.assert_array_equal(seen[epoch], seen[0][:, :, ::-1])  # all turned over
+    np.testing.assert_array_equal(seen[2], seen[0])
+    # Without it each epoch draws afresh: some images keep their orientation.
+    random, *_ = zdata.load("cifar10", augment={"crop_padding": 0}, epochs=(0, 2), **common)
+    x, _ = _batches(random)
+    same = [np.array_equal(a, b) for a, b in zip(x[: len(x0)], x[len(x0) :], strict=True)]
+    assert 0 < np.mean(same) < 1
+
+
+def test_reflect_fills_a_shifted_image_with_its_mirror_not_zeros(data_dir):
+    common = dict(data_dir=data_dir, subset=5, test_subset=1, shuffle=False, normalize=False)
+    plain, *_ = zdata.load("cifar10", augment=False, **common)
+    x0, _ = _batches(plain)
+    shifted, *_ = zdata.load("cifar10", augment={"crop_padding": 2, "flip": False,
+                                                 "reflect": True}, **common)  # fmt: skip
+    x, _ = _batches(shifted)
+    matched = 0
+    for a, b in zip(x0, x, strict=True):
+        # Some shift (dy, dx) in ±2 maps the original, padded by reflection, onto the crop.
+        padded = np.pad(a, ((2, 2), (2, 2), (0, 0)), mode="symmetric")
+        crops = [padded[2 + dy : 34 + dy, 2 + dx : 34 + dx] for dy in range(-2, 3)
+                 for dx in range(-2, 3)]  # fmt: skip
+        matched += any(np.array_equal(crop, b) for crop in crops)
+    assert matched == len(x0)
+    with pytest.raises(ValueError, match="Unknown augmentation field.*'flip_alternating'.*Valid"):
+        zdata.load("cifar10", augment={"flip_alternating": True}, **common)
+    with pytest.raises(ValueError, match="Unknown augmentation field.*'flip_alternating'.*Valid"):
+        recipe("airbench", augment={"flip_alternating": True})  # refused before any data
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -74,7 +74,9 @@ class RunConfig:
         label_smoothing: Label smoothing of the cross-entropy.
         early_stopping: Patience in epochs on val accuracy; 0 turns early stopping off.
         time_limit: Stop after the epoch that passes this many minutes of training; 0: none.
-        augment: The dataset's standard training augmentation.
+        augment: The dataset's standard training augmentation; False: none; a dict of
+            `zoo.data.Augment` fields changes those in the standard one, e.g. airbench's
+            `{"crop_padding": 2, "reflect": True, "flip_alternate": True}`.
         normalize: Standardize inputs with the train split's mean and std; False: scale to
             [0, 1]; `"mean"`: subtract the mean and keep the 0-255 scale, as CS231n's data
             (whose 1e-3 initialization is sized for pixels of that scale).
@@ -129,7 +131,7 @@ class RunConfig:
     label_smoothing: float = 0.0
     early_stopping: int = 0
     time_limit: float = 0.0
-    augment: bool = True
+    augment: bool | dict[str, Any] = True
     normalize: bool | Literal["mean"] = True
     val_split: float | None = None
     subset: float | int | None = None
@@ -195,6 +197,16 @@ def check_settings(settings: dict[str, Any]) -> None:
     for name, value in settings.items():
         if name != "model_kwargs":
             registry.check_type("run", name, value, hints[name])
+    if isinstance(settings.get("augment"), dict):
+        from zoo.data.specs import Augment
+
+        valid = [f.name for f in dataclasses.fields(Augment)]
+        unknown = sorted(set(settings["augment"]) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"Unknown augmentation field(s) {', '.join(map(repr, unknown))}. "
+                f"Valid fields: {', '.join(valid)}."
+            )
     for name, low, high, low_open in _RANGES:
         value = settings.get(name)
         if value is None:

@@ -383,6 +383,8 @@ def _matches(value: Any, hint: Any) -> bool:
     if origin is tuple:
         item = args[0] if args else Any
         return isinstance(value, tuple) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if hint is type(None):
         return value is None
     if hint is float:

@@ -7,6 +7,7 @@ import difflib
 import functools
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -68,7 +69,7 @@ def load(
     val_split: float | None = None,
     subset: float | int | None = None,
     test_subset: float | int | None = None,
-    augment: bool | Augment = True,
+    augment: bool | Augment | dict[str, Any] = True,
     normalize: bool | str = True,
     shuffle: bool = True,
     seed: int = 0,
@@ -93,7 +94,8 @@ def load(
         test_subset: The same for the test split.
         augment: True for the dataset's standard augmentation (CIFAR: crop with 4-pixel
             padding + flip; MNIST: rotation +-10 deg and shift 10 %, each with p 0.5; Tiny
-            ImageNet: crop with 8-pixel padding + flip), False for none, or an `Augment`.
+            ImageNet: crop with 8-pixel padding + flip), False for none, an `Augment`, or a
+            dict of `Augment` fields to change in the standard one.
             Applied to train only.
         normalize: Standardize with the train split's per-channel mean and std; False: scale
             to [0, 1]; `"mean"`: subtract the per-channel mean on the 0-255 scale (CS231n).
@@ -131,6 +133,15 @@ def load(
             spec.augment,
         )
     val_split = default_val if val_split is None else val_split
+    if isinstance(augment, dict):  # the dataset's standard augmentation, these fields changed
+        valid = [f.name for f in dataclasses.fields(Augment)]
+        unknown = sorted(set(augment) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"Unknown augmentation field(s) {', '.join(map(repr, unknown))}. "
+                f"Valid fields: {', '.join(valid)}."
+            )
+        augment = dataclasses.replace(default_aug or Augment(), **augment)
     aug = default_aug if augment is True else (augment or None)
 
     # Rows of the arrays, not copies of them: streamed arrays stay on disk.

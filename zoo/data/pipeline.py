@@ -81,10 +81,13 @@ def channel_stats(
     return tuple(float(m) / 255 for m in mean), tuple(float(s) / 255 for s in std)
 
 
-def augment_batch(images: tf.Tensor, aug: Augment, seed: tf.Tensor) -> tf.Tensor:
+def augment_batch(
+    images: tf.Tensor, aug: Augment, seed: tf.Tensor, flips: tf.Tensor | None = None
+) -> tf.Tensor:
     """Augments a batch `(B, H, W, C)` with one projective transform per image.
 
-    `seed` is a shape-(2,) int tensor for the stateless random ops.
+    `seed` is a shape-(2,) int tensor for the stateless random ops; `flips` `(B,)` bool,
+    which images `aug.flip` mirrors (default: each with probability 0.5).
     """
     batch = tf.shape(images)[0]
     height = tf.cast(tf.shape(images)[1], tf.float32)
@@ -120,7 +123,7 @@ def augment_batch(images: tf.Tensor, aug: Augment, seed: tf.Tensor) -> tf.Tensor
     c, f = c + shift_x, f + shift_y
     if aug.flip:
         # Mirror the output x axis, x -> (W - 1) - x, by folding it into the map's first column.
-        flip = chance(6, 0.5)
+        flip = chance(6, 0.5) if flips is None else flips
         c = tf.where(flip, c + a * (width - 1), c)
         f = tf.where(flip, f + d * (width - 1), f)
         a, d = tf.where(flip, -a, a), tf.where(flip, -d, d)
@@ -132,7 +135,7 @@ def augment_batch(images: tf.Tensor, aug: Augment, seed: tf.Tensor) -> tf.Tensor
         output_shape=tf.shape(images)[1:3],
         fill_value=0.0,
         interpolation="BILINEAR" if smooth else "NEAREST",
-        fill_mode="CONSTANT",
+        fill_mode="REFLECT" if aug.reflect else "CONSTANT",
     )
 
 
@@ -189,6 +192,9 @@ def make_dataset(
         return (batch - offset) / scale if mean is not None else batch / 255.0
 
     augmenting = augment is not None and augment.active
+    if augmenting and augment.flip and augment.flip_alternate:
+        # Each image's orientation in epoch 0, drawn once; odd epochs show the other one.
+        first_flip = tf.random.stateless_uniform([n], tf.constant([seed, -1], tf.int64)) < 0.5
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
@@ -201,7 +207,10 @@ def make_dataset(
             images = gather(idx)
             if augmenting:
                 batch_key = tf.random.experimental.stateless_fold_in(key, step)
-                images = augment_batch(images, augment, batch_key)
+                flips = None
+                if augment.flip and augment.flip_alternate:
+                    flips = tf.not_equal(tf.gather(first_flip, idx), epoch % 2 == 1)
+                images = augment_batch(images, augment, batch_key, flips)
             return to_float(images), tf.gather(y, idx)
 
         return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -19,6 +19,11 @@ class Augment:
         crop_padding: Random crop back to the image size after zero-padding this many pixels on
             every side (torchvision's `RandomCrop(size, padding)`).
         flip: Horizontal flip with probability 0.5.
+        flip_alternate: With `flip`, each image is flipped in alternate epochs, starting from a
+            seeded random choice, instead of at random every epoch (airbench's alternating
+            flip: no image is seen in the same orientation two epochs running).
+        reflect: Fill what a crop or shift uncovers with the image's reflection, not zeros
+            (TensorFlow's reflection repeats the edge pixel; PyTorch's `reflect` does not).
         rotate_degrees: Rotation by an angle uniform in +-this, applied with probability `p`.
         shift_fraction: Translation uniform in +-this fraction of height and width, applied
             with probability `p`.
@@ -27,6 +32,8 @@ class Augment:
 
     crop_padding: int = 0
     flip: bool = False
+    flip_alternate: bool = False
+    reflect: bool = False
     rotate_degrees: float = 0.0
     shift_fraction: float = 0.0
     p: float = 0.5

@@ -36,7 +36,7 @@ from zoo.train import (
     train,
 )
 from zoo.train.__main__ import _parser, config_from_args, main
-from zoo.train.callbacks import schedule_fn
+from zoo.train.callbacks import schedule_fn, warmup_linear
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -180,6 +180,18 @@ def test_the_schedule_reaches_the_optimizer(data_dir, tmp_path):
         _tiny(data_dir, epochs=3, schedule="step", step_size=1, gamma=0.5), tmp_path, verbose=0
     )
     assert list(run.history["lr"]) == pytest.approx([0.1, 0.05, 0.025])
+
+
+def test_warmup_linear_climbs_then_falls_every_step(data_dir, tmp_path):
+    rate = warmup_linear(1.0, total=100, warmup=0.23, end=0.07)  # airbench94's shape
+    assert [rate(s) for s in (0, 23, 100)] == pytest.approx([0.2, 1.0, 0.07])
+    assert rate(11) == pytest.approx(0.2 + 0.8 * 11 / 23) and rate(50) < rate(49)
+    assert warmup_linear(0.24, 200, 0.0, 0.0)(100) == pytest.approx(0.12)  # airbench's Muon
+    cfg = _tiny(data_dir, epochs=3, schedule="warmup_linear", warmup=0.5, steps_per_execution=1)
+    run = train(cfg, tmp_path, verbose=0)
+    steps = len(pd.read_csv(run.path / "steps.csv")) // 3
+    expected = warmup_linear(0.1, 3 * steps, 0.5, 0.0)
+    assert list(run.history["lr"]) == pytest.approx([expected(e * steps) for e in range(3)])
 
 
 def test_plateau_lowers_the_lr(data_dir, tmp_path):

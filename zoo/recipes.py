@@ -16,7 +16,10 @@ from typing import Any, Literal
 from zoo import machine, registry
 
 Optimizer = Literal["sgd", "momentum", "adam", "adamw", "rmsprop", "muon"]
-Schedule = Literal["constant", "step", "multistep", "exponential", "halving", "plateau", "cosine"]
+Schedule = Literal[
+    "constant", "step", "multistep", "exponential", "halving", "plateau", "cosine",
+    "warmup_linear",
+]  # fmt: skip
 Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
 Strategy = Literal["default", "mirrored", "multiworker"]
 
@@ -36,6 +39,7 @@ _RANGES: tuple[tuple[str, float, float | None, bool], ...] = (
     ("gamma", 0, None, True),
     ("lr_patience", 0, None, False),
     ("min_lr", 0, None, False),
+    ("warmup", 0, 1, False),
     ("label_smoothing", 0, 1, False),
     ("early_stopping", 0, None, False),
     ("time_limit", 0, None, False),
@@ -65,12 +69,14 @@ class RunConfig:
         decoupled_decay: The optimizer's decoupled weight decay (AdamW's; Keras applies it the
             same way for every optimizer, for plain SGD the same as an L2 penalty). The
             model's own L2 penalty is the builder toggle `weight_decay`.
-        schedule: Learning-rate schedule, stepped once per epoch.
+        schedule: Learning-rate schedule, stepped once per epoch; `warmup_linear` once per
+            step (`zoo.train.callbacks.warmup_linear`).
         step_size: Epochs between decays of `step` (and `halving`).
         gamma: Decay factor of `step`, `multistep`, `exponential` and `plateau`.
         milestones: Epochs at which `multistep` decays.
         lr_patience: Epochs without val-accuracy gain before `plateau` decays.
-        min_lr: Floor of `cosine` and `plateau`.
+        min_lr: Floor of `cosine` and `plateau`, the last step's rate of `warmup_linear`.
+        warmup: Fraction of the steps `warmup_linear` warms up over, from a fifth of `lr`.
         label_smoothing: Label smoothing of the cross-entropy.
         early_stopping: Patience in epochs on val accuracy; 0 turns early stopping off.
         time_limit: Stop after the epoch that passes this many minutes of training; 0: none.
@@ -128,6 +134,7 @@ class RunConfig:
     milestones: tuple[int, ...] = ()
     lr_patience: int = 3
     min_lr: float = 0.0
+    warmup: float = 0.0
     label_smoothing: float = 0.0
     early_stopping: int = 0
     time_limit: float = 0.0

@@ -45,9 +45,43 @@ def schedule_fn(
         return lambda epoch: lr * gamma**epoch
     if schedule == "cosine":
         return lambda epoch: min_lr + (lr - min_lr) * (1 + math.cos(math.pi * epoch / epochs)) / 2
-    if schedule == "plateau":
+    if schedule in ("plateau", "warmup_linear"):  # ReduceLROnPlateau; StepSchedule
         return None
     raise ValueError(f"Unknown schedule {schedule!r}.")
+
+
+def warmup_linear(lr: float, total: int, warmup: float, end: float) -> Callable[[int], float]:
+    """The rate at each training step of `total`: from `lr / 5` up to `lr` over the first
+    `warmup` fraction of steps, then straight down to `end` at the last (airbench94's shape:
+    warm-up 0.23, end 0.07 lr; without warm-up, airbench's Muon: lr down to 0)."""
+    top = round(warmup * total)
+
+    def rate(step: int) -> float:
+        if step < top:
+            return lr * (0.2 + 0.8 * step / top)
+        return lr + (end - lr) * (step - top) / max(1, total - top)
+
+    return rate
+
+
+class StepSchedule(keras.callbacks.Callback):
+    """Sets the rate of every training step from `rate(step)`, counting steps over epochs, so
+    a run resumed at epoch k continues the schedule where it stood. Under
+    `steps_per_execution` > 1 the rate changes once per call, at its first step."""
+
+    def __init__(self, rate: Callable[[int], float], steps_per_epoch: int) -> None:
+        super().__init__()
+        self.rate, self.steps_per_epoch, self._epoch = rate, steps_per_epoch, 0
+
+    def _set(self, step: int) -> None:
+        self.model.optimizer.learning_rate = self.rate(step)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+        self._set(epoch * self.steps_per_epoch)
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self._set(self._epoch * self.steps_per_epoch + batch)
 
 
 class EpochExtras(keras.callbacks.Callback):

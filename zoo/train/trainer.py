@@ -42,9 +42,11 @@ from zoo.train.callbacks import (
     EpochLog,
     KeepEpochs,
     StepLosses,
+    StepSchedule,
     TimeLimit,
     TimeLimitReached,
     schedule_fn,
+    warmup_linear,
 )
 from zoo.train.compiling import (  # noqa: F401  (exported by zoo.train)
     compile_model,
@@ -286,7 +288,10 @@ def _callbacks(
         config.schedule, config.lr, epochs=config.epochs, step_size=config.step_size,
         gamma=config.gamma, milestones=config.milestones, min_lr=config.min_lr,
     )  # fmt: skip
-    if fn is None:
+    if config.schedule == "warmup_linear":
+        rate = warmup_linear(config.lr, config.epochs * steps, config.warmup, config.min_lr)
+        callbacks.append(StepSchedule(rate, steps))
+    elif fn is None:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor,

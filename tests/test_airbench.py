@@ -101,3 +101,35 @@ def test_training_adapts_the_whitening_filters_once_and_keeps_them(data_dir, tmp
     )
     assert np.abs(keras.ops.convert_to_numpy(model.get_layer("whiten").bias)).max() > 0
     assert run.metrics["test"]["accuracy"] > 0.1
+
+
+def test_tta_views_and_weights_are_airbenchs(images):
+    from zoo.train.tta import _views
+
+    x = keras.ops.convert_to_tensor(images[:4])
+    assert [w for w, _ in _views(x, 0)] == [1.0]
+    one = _views(x, 1)
+    assert [w for w, _ in one] == [0.5, 0.5]
+    np.testing.assert_array_equal(np.asarray(one[1][1]), images[:4, :, ::-1])
+    two = _views(x, 2)
+    assert [w for w, _ in two] == [0.25, 0.25] + [0.125] * 4
+    padded = np.pad(images[:4], ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    np.testing.assert_array_equal(np.asarray(two[2][1]), padded[:, :32, :32])
+    np.testing.assert_array_equal(np.asarray(two[4][1]), padded[:, 2:, 2:])
+    np.testing.assert_array_equal(np.asarray(two[5][1]), padded[:, 2:, 2:][:, :, ::-1])
+
+
+def test_a_run_reports_tta_accuracy_beside_the_plain_one(data_dir, tmp_path):
+    from zoo.train import tta
+
+    cfg = recipe("airbench", data_dir=str(data_dir), subset=20, test_subset=20, epochs=1,
+                 batch_size=50, tta=2, precision="float32",
+                 model_kwargs={"width": 0.125})  # fmt: skip
+    run = train(cfg, tmp_path, verbose=0)
+    assert run.metrics["test_tta"]["level"] == 2
+    assert 0.0 <= run.metrics["test_tta"]["accuracy"] <= 1.0
+    # Level 0 is plain test accuracy.
+    _, _, test_ds, _ = load("cifar10", data_dir=data_dir, subset=20, test_subset=20)
+    model = best_model(run.path)
+    plain = tta.accuracy(model, test_ds, 0)
+    assert plain == pytest.approx(run.metrics["test"]["accuracy"], abs=1e-6)

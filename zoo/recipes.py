@@ -77,6 +77,9 @@ class RunConfig:
         lr_patience: Epochs without val-accuracy gain before `plateau` decays.
         min_lr: Floor of `cosine` and `plateau`, the last step's rate of `warmup_linear`.
         warmup: Fraction of the steps `warmup_linear` warms up over, from a fifth of `lr`.
+        tta: Test-time augmentation of the test accuracy reported as `test_tta`, beside the
+            plain one: 1 averages the logits of each image and its mirror, 2 also of one-pixel
+            shifts (`zoo.train.tta`).
         label_smoothing: Label smoothing of the cross-entropy.
         early_stopping: Patience in epochs on val accuracy; 0 turns early stopping off.
         time_limit: Stop after the epoch that passes this many minutes of training; 0: none.
@@ -135,6 +138,7 @@ class RunConfig:
     lr_patience: int = 3
     min_lr: float = 0.0
     warmup: float = 0.0
+    tta: Literal[0, 1, 2] = 0
     label_smoothing: float = 0.0
     early_stopping: int = 0
     time_limit: float = 0.0

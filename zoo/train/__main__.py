@@ -41,6 +41,7 @@ FLAGS: dict[str, tuple[type, str]] = {
     "lr_patience": (int, "epochs without gain before plateau decays"),
     "min_lr": (float, "floor of cosine and plateau, end of warmup_linear"),
     "warmup": (float, "fraction of the steps warmup_linear warms up over"),
+    "tta": (int, "test-time augmentation, reported beside test accuracy: 0, 1 (mirror), 2"),
     "label_smoothing": (float, "label smoothing of the cross-entropy, in [0, 1)"),
     "early_stopping": (int, "patience in epochs on val accuracy (0: off)"),
     "time_limit": (float, "stop after this many minutes, inside an epoch if need be (0: off)"),

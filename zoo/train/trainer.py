@@ -33,7 +33,7 @@ from zoo import files, runs
 from zoo.recipes import RunConfig
 from zoo.runs import Run, rebuild  # noqa: F401  (exported by zoo.train)
 from zoo.runs import read_config as load_config  # noqa: F401  (exported by zoo.train)
-from zoo.train import distribute
+from zoo.train import distribute, tta
 from zoo.train.callbacks import (
     Backup,
     BestCheckpoint,
@@ -355,6 +355,9 @@ def _finish(
         if info.num_examples[name] and (name != "test" or config.evaluate_test):
             loss, accuracy = model.evaluate(ds, verbose=0)
             results[name] = {"loss": float(loss), "accuracy": float(accuracy)}
+    if "test" in results and config.tta:  # beside, never instead of, plain test accuracy
+        results["test_tta"] = {"accuracy": tta.accuracy(model, splits[2], config.tta),
+                               "level": config.tta}  # fmt: skip
     if "test" in results:
         labels = np.concatenate([y.numpy() for _, y in splits[2]])
         labels = labels.argmax(-1) if labels.ndim > 1 else labels

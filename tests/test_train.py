@@ -36,7 +36,7 @@ from zoo.train import (
     train,
 )
 from zoo.train.__main__ import _parser, config_from_args, main
-from zoo.train.callbacks import schedule_fn, warmup_linear
+from zoo.train.callbacks import Lookahead, schedule_fn, warmup_linear
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -691,3 +691,21 @@ def test_the_cli_says_when_it_reads_a_finished_run_back(data_dir, tmp_path, caps
     first, last = capsys.readouterr().out.strip().splitlines()
     assert "finished earlier, read back without training" in first
     assert "1 epochs, stopped: completed" in last
+
+
+def test_lookahead_pulls_the_weights_to_a_slow_copy(data_dir, tmp_path):
+    """The callback's arithmetic by hand, then a run with it on real images."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    look = Lookahead(total=20, steps_per_epoch=10, start=5, every=5, decay=0.9)
+    look.set_model(model)
+    look.on_epoch_begin(0)
+    model.set_weights([np.array([[1.0]])])
+    look.on_train_batch_end(4)  # step 5: the first update only takes the slow copy
+    model.set_weights([np.array([[3.0]])])
+    look.on_train_batch_end(8)  # step 9: not a multiple of 5, nothing
+    assert model.get_weights()[0][0, 0] == 3.0
+    look.on_train_batch_end(9)  # step 10: ρ = 0.9⁵ · (10 / 20)³
+    rho = 0.9**5 * 0.5**3
+    assert model.get_weights()[0][0, 0] == pytest.approx(rho * 1 + (1 - rho) * 3)
+    run = train(_tiny(data_dir, epochs=3, lookahead=True), tmp_path, verbose=0)
+    assert np.isfinite(run.history["loss"]).all() and run.metrics["test"]["accuracy"] > 0.3

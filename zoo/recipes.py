@@ -80,6 +80,9 @@ class RunConfig:
         tta: Test-time augmentation of the test accuracy reported as `test_tta`, beside the
             plain one: 1 averages the logits of each image and its mirror, 2 also of one-pixel
             shifts (`zoo.train.tta`).
+        lookahead: airbench94's Lookahead from 30 % of the run: every 5 steps the weights
+            move back towards a slow copy, ever more so towards the end
+            (`zoo.train.callbacks.Lookahead`).
         label_smoothing: Label smoothing of the cross-entropy.
         early_stopping: Patience in epochs on val accuracy; 0 turns early stopping off.
         time_limit: Stop after the epoch that passes this many minutes of training; 0: none.
@@ -139,6 +142,7 @@ class RunConfig:
     min_lr: float = 0.0
     warmup: float = 0.0
     tta: Literal[0, 1, 2] = 0
+    lookahead: bool = False
     label_smoothing: float = 0.0
     early_stopping: int = 0
     time_limit: float = 0.0

@@ -84,6 +84,40 @@ class StepSchedule(keras.callbacks.Callback):
         self._set(self._epoch * self.steps_per_epoch + batch)
 
 
+class Lookahead(keras.callbacks.Callback):
+    """airbench94's Lookahead: from `start` of the run's `total` steps, every `every` steps the
+    weights (BN statistics too) become `ρ · slow + (1 - ρ) · fast`, and the slow copy with
+    them, where `ρ = decay^every · (step / total)³` grows towards the end, so the last steps
+    average the most. The slow copy is the weights as the last update left them: a run
+    resumed at an epoch boundary, where the two agree, continues exactly."""
+
+    def __init__(self, total: int, steps_per_epoch: int, start: int, every: int = 5,
+                 decay: float = 0.95) -> None:  # fmt: skip
+        super().__init__()
+        self.total, self.steps_per_epoch, self.start = total, steps_per_epoch, start
+        self.every, self.decay = every, decay
+        self._slow: list[np.ndarray] | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        step = self._epoch * self.steps_per_epoch + batch + 1
+        if step < self.start or step % self.every:
+            return
+        fast = self.model.get_weights()
+        if self._slow is not None:
+            rho = self.decay**self.every * (step / self.total) ** 3
+            fast = [rho * s + (1 - rho) * f for s, f in zip(self._slow, fast, strict=True)]
+            self.model.set_weights(fast)
+        self._slow = fast
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self._slow is not None:  # the epoch's weights are the slow ones
+            self.model.set_weights(self._slow)
+
+
 class EpochExtras(keras.callbacks.Callback):
     """Adds `lr` and `seconds` to each epoch's logs, so EpochLog writes them to history.csv.
 

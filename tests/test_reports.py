@@ -81,8 +81,10 @@ def test_study_figure_beside_ours(report):
     assert pd.isna(runs.loc["basic_cnn", "study_test_accuracy"])  # not the study's network
     assert study_figure("vgg_a", "bn") == ("S1", 0.89)
     assert (
-        study_figure("tiny_baseline", "bn+dropout=0.5+head_bn+residual+schedule=plateau")[1]
-        == 0.4302
+        study_figure(
+            "tiny_baseline", "bn+dropout=0.5+head_bn+init=he_normal+residual+schedule=plateau"
+        )[1]
+        == 0.4302  # S3's +all, in the recipe's He init
     )
 
 
@@ -169,7 +171,8 @@ def test_variant_labels():
     assert variant(recipe("vgg_a")) == "baseline"
     assert variant(recipe("vgg_a", model_kwargs={"bn": True})) == "bn"
     assert variant(recipe("resnet_cnn", model_kwargs={"residual": False})) == "no_residual"
-    config = recipe("tiny_baseline", schedule="plateau", model_kwargs={"depth": "long"})
+    base = recipe("tiny_baseline").model_kwargs  # He's init
+    config = recipe("tiny_baseline", schedule="plateau", model_kwargs={**base, "depth": "long"})
     assert variant(config) == "depth=long+schedule=plateau"
     assert variant(recipe("vgg_a", lr=5e-4, seed=3, epochs=2)) == "lr=0.0005"  # seed, epochs: not
     assert variant(recipe("mlp_mnist")) == "baseline"  # its L2 1e-4 is the recipe's

@@ -105,7 +105,7 @@ def _row(study: Study, cells: pd.DataFrame, claim: Claim) -> dict:
             notes.append(f"{' and '.join(dead)} at chance where the study's was not")
         # Same seeds, same scores: the runs' difference never acted (a plateau decay that
         # never fired leaves its run the baseline to the last bit), so nothing was tested.
-        if (a["seeds"], a["mean"], a["std"]) == (b["seeds"], b["mean"], b["std"]):
+        if _alike(a, b):
             verdict = UNDECIDED
             notes.append("the same score on every seed: the runs' difference never acted")
     seeds_needed = diff.seeds_needed
@@ -114,6 +114,12 @@ def _row(study: Study, cells: pd.DataFrame, claim: Claim) -> dict:
     return {**row, "difference": diff.mean, "low": diff.low, "high": diff.high,
             "seeds_needed": seeds_needed, "claim_verdict": verdict,
             "note": "; ".join(notes)}  # fmt: skip
+
+
+def _alike(a: pd.Series, b: pd.Series) -> bool:
+    """Same seeds, mean and spread (a single seed's NaN spread counting as the same)."""
+    same_std = a["std"] == b["std"] or (pd.isna(a["std"]) and pd.isna(b["std"]))
+    return bool(a["seeds"] == b["seeds"] and a["mean"] == b["mean"] and same_std)
 
 
 def _reported_at_chance(study: Study, name: str) -> bool:

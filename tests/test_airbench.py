@@ -94,7 +94,8 @@ def test_training_adapts_the_whitening_filters_once_and_keeps_them(data_dir, tmp
     assert np.abs(kernel).max() > 1  # whitening filters: eigenvectors over √(λ + eps)
     # Set before training from the first training images and never trained.
     fresh = zoo.build("airbench", width=0.125)
-    train_ds, *_ = load("cifar10", data_dir=data_dir, subset=20, augment=False, shuffle=False)
+    train_ds, *_ = load("cifar10", data_dir=data_dir, subset=20, val_split=cfg.val_split,
+                        augment=False, shuffle=False)  # fmt: skip
     zl.adapt(fresh, np.concatenate([x.numpy() for x, _ in train_ds]))
     np.testing.assert_allclose(
         kernel, keras.ops.convert_to_numpy(fresh.get_layer("whiten").kernel), rtol=1e-5
@@ -129,7 +130,8 @@ def test_a_run_reports_tta_accuracy_beside_the_plain_one(data_dir, tmp_path):
     assert run.metrics["test_tta"]["level"] == 2
     assert 0.0 <= run.metrics["test_tta"]["accuracy"] <= 1.0
     # Level 0 is plain test accuracy.
-    _, _, test_ds, _ = load("cifar10", data_dir=data_dir, subset=20, test_subset=20)
+    _, _, test_ds, _ = load("cifar10", data_dir=data_dir, subset=20, test_subset=20,
+                            val_split=cfg.val_split)  # the same normalization  # fmt: skip
     model = best_model(run.path)
     plain = tta.accuracy(model, test_ds, 0)
     assert plain == pytest.approx(run.metrics["test"]["accuracy"], abs=1e-6)

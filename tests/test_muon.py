@@ -63,6 +63,9 @@ def test_the_run_setting_builds_it_and_its_config_round_trips():
     assert isinstance(opt, Muon) and opt.momentum == 0.6 and opt.other_lr == 0.05
     again = Muon.from_config(opt.get_config())
     assert (again.momentum, again.other_lr, again.ns_steps) == (0.6, 0.05, 5)
+    # Saved after the schedule lowered the rate, the SGD part keeps its ratio to the first.
+    decayed = Muon.from_config({**opt.get_config(), "learning_rate": 0.03})
+    assert decayed._initial_lr == pytest.approx(0.24)
     assert recipe("airbench", optimizer="muon", momentum=0.6).momentum is None  # the default
 
 

@@ -707,5 +707,10 @@ def test_lookahead_pulls_the_weights_to_a_slow_copy(data_dir, tmp_path):
     look.on_train_batch_end(9)  # step 10: ρ = 0.9⁵ · (10 / 20)³
     rho = 0.9**5 * 0.5**3
     assert model.get_weights()[0][0, 0] == pytest.approx(rho * 1 + (1 - rho) * 3)
+    # A run resumed after the start takes its slow copy from the weights it resumed with.
+    resumed = Lookahead(total=20, steps_per_epoch=10, start=5, every=5, decay=0.9)
+    resumed.set_model(model)
+    resumed.on_epoch_begin(1)
+    assert resumed._slow is not None
     run = train(_tiny(data_dir, epochs=3, lookahead=True), tmp_path, verbose=0)
     assert np.isfinite(run.history["loss"]).all() and run.metrics["test"]["accuracy"] > 0.3

@@ -205,3 +205,10 @@ def test_two_runs_alike_on_every_seed_decide_nothing(tmp_path):
     assert short["claim_verdict"] == "undecided" and short["difference"] == 0
     assert "the same score on every seed: the runs' difference never acted" in evidence(short)
     assert by_claim["long +decay > long baseline"]["claim_verdict"] == "reproduced"
+    # One seed each: no spread, and still the same score.
+    _hand_made(
+        tmp_path / "one" / "runs", study, "cpu", {"short baseline": [0.06], "short +decay": [0.06]}
+    )
+    one = verdicts(study, _cells(tmp_path / "one", study))
+    row = one[one["claim"] == "short +decay > short baseline"].iloc[0]
+    assert "the runs' difference never acted" in evidence(row)

@@ -122,6 +122,7 @@ class Muon(keras.optimizers.Optimizer):
         other_lr: The SGD rate of the other variables at the start; None: `learning_rate`.
         other_momentum: Their momentum.
         ns_steps: Newton-Schulz iterations per step.
+        initial_lr: The rate `other_lr` corresponds to; None: `learning_rate`'s at step 0.
     """
 
     def __init__(
@@ -131,14 +132,17 @@ class Muon(keras.optimizers.Optimizer):
         other_lr: float | None = None,
         other_momentum: float = 0.85,
         ns_steps: int = 5,
+        initial_lr: float | None = None,
         name: str = "muon",
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.momentum, self.other_momentum, self.ns_steps = momentum, other_momentum, ns_steps
         self.other_lr = other_lr
-        first = learning_rate(0) if callable(learning_rate) else learning_rate
-        self._initial_lr = float(keras.ops.convert_to_numpy(first))
+        if initial_lr is None:  # saved configs carry it: their learning_rate may have decayed
+            first = learning_rate(0) if callable(learning_rate) else learning_rate
+            initial_lr = float(keras.ops.convert_to_numpy(first))
+        self._initial_lr = initial_lr
 
     def build(self, variables: list) -> None:
         if self.built:
@@ -166,4 +170,5 @@ class Muon(keras.optimizers.Optimizer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "other_lr": self.other_lr,
-                "other_momentum": self.other_momentum, "ns_steps": self.ns_steps}  # fmt: skip
+                "other_momentum": self.other_momentum, "ns_steps": self.ns_steps,
+                "initial_lr": self._initial_lr}  # fmt: skip

@@ -32,6 +32,7 @@ _RANGES: tuple[tuple[str, float, float | None, bool], ...] = (
     ("epochs", 1, None, False),
     ("batch_size", 1, None, False),
     ("lr", 0, None, True),
+    ("other_lr", 0, None, False),
     ("momentum", 0, 1, False),
     ("rho", 0, 1, False),
     ("decoupled_decay", 0, None, False),

@@ -52,7 +52,8 @@ def schedule_fn(
 
 def warmup_linear(lr: float, total: int, warmup: float, end: float) -> Callable[[int], float]:
     """The rate at each training step of `total`: from `lr / 5` up to `lr` over the first
-    `warmup` fraction of steps, then straight down to `end` at the last (airbench94's shape:
+    `warmup` fraction of steps, then straight down towards `end`, which the step after the
+    last would reach (airbench94's shape:
     warm-up 0.23, end 0.07 lr; without warm-up, airbench's Muon: lr down to 0)."""
     top = round(warmup * total)
 
@@ -101,6 +102,8 @@ class Lookahead(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
+        if self._slow is None and epoch * self.steps_per_epoch >= self.start:
+            self._slow = self.model.get_weights()  # resumed: the last epoch ended on it
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         step = self._epoch * self.steps_per_epoch + batch + 1
@@ -114,7 +117,9 @@ class Lookahead(keras.callbacks.Callback):
         self._slow = fast
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self._slow is not None:  # the epoch's weights are the slow ones
+        # The epoch ends on the slow weights, as airbench94's does (steps since the last
+        # update are dropped), so a resumed run starts from what a continuing one has.
+        if self._slow is not None:
             self.model.set_weights(self._slow)
 
 

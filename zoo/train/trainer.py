@@ -212,9 +212,11 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
             num_classes=info.num_classes,
             **config.model_kwargs,
         )
+        # A schedule set every step and Lookahead act at each call's steps only: one step each.
+        stepwise = config.schedule == "warmup_linear" or config.lookahead
         per_call = config.steps_per_execution or (
             steps_per_execution(model, config.batch_size, steps)
-            if config.strategy == "default"
+            if config.strategy == "default" and not stepwise
             else 1
         )
         compile_model(model, config, per_call)

@@ -216,13 +216,7 @@ def check_settings(settings: dict[str, Any]) -> None:
     if isinstance(settings.get("augment"), dict):
         from zoo.data.specs import Augment
 
-        valid = [f.name for f in dataclasses.fields(Augment)]
-        unknown = sorted(set(settings["augment"]) - set(valid))
-        if unknown:
-            raise ValueError(
-                f"Unknown augmentation field(s) {', '.join(map(repr, unknown))}. "
-                f"Valid fields: {', '.join(valid)}."
-            )
+        Augment().changed(settings["augment"])
     for name, low, high, low_open in _RANGES:
         value = settings.get(name)
         if value is None:

@@ -134,14 +134,7 @@ def load(
         )
     val_split = default_val if val_split is None else val_split
     if isinstance(augment, dict):  # the dataset's standard augmentation, these fields changed
-        valid = [f.name for f in dataclasses.fields(Augment)]
-        unknown = sorted(set(augment) - set(valid))
-        if unknown:
-            raise ValueError(
-                f"Unknown augmentation field(s) {', '.join(map(repr, unknown))}. "
-                f"Valid fields: {', '.join(valid)}."
-            )
-        augment = dataclasses.replace(default_aug or Augment(), **augment)
+        augment = (default_aug or Augment()).changed(augment)
     aug = default_aug if augment is True else (augment or None)
 
     # Rows of the arrays, not copies of them: streamed arrays stay on disk.

@@ -38,6 +38,17 @@ class Augment:
     shift_fraction: float = 0.0
     p: float = 0.5
 
+    def changed(self, fields: dict) -> Augment:
+        """This augmentation with `fields` replaced; unknown names raise ValueError."""
+        valid = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(fields) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"Unknown augmentation field(s) {', '.join(map(repr, unknown))}. "
+                f"Valid fields: {', '.join(valid)}."
+            )
+        return dataclasses.replace(self, **fields)
+
     @property
     def active(self) -> bool:
         """True if any part is on."""

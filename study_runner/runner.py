@@ -137,7 +137,7 @@ def run_study(
     """Trains every missing run of a study at a budget, then writes its tables.
 
     Args:
-        name: `S0` ... `S4`.
+        name: `S0` ... `S5`.
         budget: `smoke` (seconds, for tests), `cpu` (about an hour on 2 CPU cores with
             three seeds on the compared runs) or `full` (the study's own settings).
         seeds: Runs per configuration, seeds 0 ... seeds - 1.

@@ -28,11 +28,11 @@ def test_images(cfg: RunConfig) -> int:
     return min(spec.test, cfg.test_subset * spec.classes)
 
 
-def scores_of(runs: dict[tuple[str, int], Run]) -> dict[str, list[float]]:
-    """Run name -> the test accuracy of each of its seeds that was scored."""
+def scores_of(runs: dict[tuple[str, int], Run], score: str = "test") -> dict[str, list[float]]:
+    """Run name -> the accuracy (`test`, or `test_tta`) of each of its seeds that was scored."""
     scores: dict[str, list[float]] = {}
     for (name, _), run in sorted(runs.items(), key=lambda item: item[0][1]):
-        accuracy = run.metrics.get("test", {}).get("accuracy")
+        accuracy = run.metrics.get(score, {}).get("accuracy")
         if accuracy is not None and math.isfinite(accuracy):  # a diverged run's NaN: no score
             scores.setdefault(name, []).append(accuracy)
     return scores
@@ -41,12 +41,14 @@ def scores_of(runs: dict[tuple[str, int], Run]) -> dict[str, list[float]]:
 def cells_of(study: Study, runs: dict[tuple[str, int], Run], budget: str) -> pd.DataFrame:
     """One row per run of the study: seeds, mean, std and the 95 % t-interval of the mean
     (`low`, `high`), the test set's binomial noise floor at that mean (`floor`, a half-width),
-    the test images, the chance level, the study's figure and the difference, and the mean
-    wall minutes of a seed."""
-    scores = scores_of(runs)
+    the test images, the chance level, the study's figure and the difference, the mean
+    wall minutes of a seed, and where the study scores with TTA the mean without (`plain`)."""
+    scores = scores_of(runs, study.score)
+    plain = scores_of(runs) if study.score != "test" else {}
     rows = []
     for run in study.runs:
         est = Estimate.of(scores.get(run.name, []))
+        without = plain.get(run.name)
         cfg = config(study, run, budget)
         images = test_images(cfg)
         floor = noise_floor(est.mean, images) if est.seeds else math.nan
@@ -58,18 +60,23 @@ def cells_of(study: Study, runs: dict[tuple[str, int], Run], budget: str) -> pd.
             chance=1 / DATASETS[cfg.home_dataset].classes, study=run.reported,
             difference=est.mean - run.reported if run.reported else math.nan,
             minutes=statistics.fmean(walls) / 60 if walls else math.nan,
+            plain=statistics.fmean(without) if without else math.nan,
             extra=run.extra, note=run.note,
         ))  # fmt: skip
     return pd.DataFrame(rows).set_index("run")
 
 
-def _text(cell: pd.Series, reference: tuple[str, Difference] | None) -> str:
+def _text(cell: pd.Series, reference: tuple[str, Difference] | None, timed: bool = False) -> str:
     if not cell["seeds"]:
         return "not run"
     ours = f"{cell['mean']:.2%}"
     if cell["seeds"] > 1:
         ours += f" ± {cell['std']:.2%} [{cell['low']:.2%}, {cell['high']:.2%}] ({cell['seeds']})"
     parts = [ours]
+    if not math.isnan(cell.get("plain", math.nan)):
+        parts.append(f"without TTA {cell['plain']:.2%}")
+    if timed and not math.isnan(cell["minutes"]):
+        parts.append(f"{cell['minutes']:.1f} min a run")
     if not math.isnan(cell["study"] or math.nan):
         parts.append(f"study {cell['study']:.2%} ({cell['difference']:+.2%})")
     if reference is not None:
@@ -110,7 +117,7 @@ def layout(table: Table, cells: pd.DataFrame, study: Study, budget: str) -> pd.D
                     first,
                     compare(_estimate(cells.loc[name]), _estimate(cells.loc[first])),
                 )
-            frame.loc[row, column] = _text(cells.loc[name], reference)
+            frame.loc[row, column] = _text(cells.loc[name], reference, study.timed)
     frame.attrs["title"] = f"{table.title} — budget {budget}: {_scaling(study, budget)}" + _floor(
         cells.loc[[n for n in table.cells.values()]]
     )

@@ -58,11 +58,25 @@ def test_a_conv_kernel_steps_along_its_orthogonalized_momentum():
     np.testing.assert_allclose(bias.numpy(), 1 - 0.5 * 3.7 - 0.5 * (2 + 0.85 * buffer), 1e-6)
 
 
+def test_a_dense_kernel_steps_at_head_lr_and_the_rest_at_other_lr():
+    head = keras.Variable(np.ones((4, 2), "float32"))
+    bias = keras.Variable(np.ones(2, "float32"))
+    opt = Muon(learning_rate=0.2, other_lr=0.5, head_lr=3.0, other_momentum=0.85)
+    opt.apply([keras.ops.ones((4, 2)), keras.ops.ones(2)], [head, bias])
+    np.testing.assert_allclose(head.numpy(), 1 - 3.0 * 1.85, rtol=1e-6)
+    np.testing.assert_allclose(bias.numpy(), 1 - 0.5 * 1.85, rtol=1e-6)
+    # Without head_lr a dense kernel takes other_lr, as before.
+    head.assign(np.ones((4, 2), "float32"))
+    Muon(learning_rate=0.2, other_lr=0.5).apply([keras.ops.ones((4, 2))], [head])
+    np.testing.assert_allclose(head.numpy(), 1 - 0.5 * 1.85, rtol=1e-6)
+
+
 def test_the_run_setting_builds_it_and_its_config_round_trips():
     opt = make_optimizer(recipe("airbench", optimizer="muon", lr=0.24, other_lr=0.05))
     assert isinstance(opt, Muon) and opt.momentum == 0.6 and opt.other_lr == 0.05
+    assert opt.head_lr == 1340 and opt.weight_decay == pytest.approx(0.111)  # the recipe's
     again = Muon.from_config(opt.get_config())
-    assert (again.momentum, again.other_lr, again.ns_steps) == (0.6, 0.05, 5)
+    assert (again.momentum, again.other_lr, again.head_lr, again.ns_steps) == (0.6, 0.05, 1340, 5)
     # Saved after the schedule lowered the rate, the SGD part keeps its ratio to the first.
     decayed = Muon.from_config({**opt.get_config(), "learning_rate": 0.03})
     assert decayed._initial_lr == pytest.approx(0.24)
@@ -71,7 +85,7 @@ def test_the_run_setting_builds_it_and_its_config_round_trips():
 
 def test_muon_trains_airbench_on_real_images(data_dir, tmp_path):
     cfg = recipe("airbench", data_dir=str(data_dir), subset=30, test_subset=10, epochs=3,
-                 batch_size=50, optimizer="muon", lr=0.1, other_lr=0.01,
+                 batch_size=50, optimizer="muon", lr=0.1, other_lr=0.01, head_lr=0.0,
                  model_kwargs={"width": 0.125})  # fmt: skip
     run = train(cfg, tmp_path, verbose=0)
     losses = run.history["loss"].tolist()

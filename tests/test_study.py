@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import types
@@ -15,6 +16,7 @@ from study_runner import estimate_seconds, layout, runner
 from study_runner.runner import landscape_figures
 from study_runner.tables import cells_of as _cells
 from zoo import files
+from zoo.recipes import recipe
 from zoo.study import STUDIES, config, get_study
 from zoo.study.__main__ import main
 
@@ -199,6 +201,29 @@ def test_study_misuse_is_one_line(capsys):
         assert stop.value.code == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_s5_end_to_end_at_smoke_scores_with_tta_and_times_each_rung(data_dir, tmp_path, capsys):
+    from study_runner import run_study
+
+    result = run_study("S5", budget="smoke", data_dir=str(data_dir), out=str(tmp_path))
+    assert [name for name, _ in result.runs] == [run.name for run in STUDIES["S5"].runs]
+    for (name, _), run in result.runs.items():  # the cell: TTA accuracy, the plain one beside
+        cell = result.cells.loc[name]
+        assert cell["mean"] == pytest.approx(run.metrics["test_tta"]["accuracy"])
+        assert cell["plain"] == pytest.approx(run.metrics["test"]["accuracy"])
+        assert cell["minutes"] == pytest.approx(run.metrics["wall_seconds"] / 60)
+    # Each rung adds its trick to the one before; the last is the recipe as it is.
+    configs = [config(STUDIES["S5"], run, "full") for run in STUDIES["S5"].runs]
+    assert [(c.model_kwargs.get("whiten", True), c.model_kwargs.get("dirac", True),
+             c.augment["flip_alternate"], c.lookahead) for c in configs] == [
+        (False, False, False, False), (True, False, False, False), (True, True, False, False),
+        (True, True, True, False), (True, True, True, True)]  # fmt: skip
+    assert configs[3] == dataclasses.replace(recipe("airbench"), budget="full", precision=(
+        configs[3].precision))  # fmt: skip
+    text = (tmp_path / "S5-smoke" / "report" / "README.md").read_text()
+    assert "without TTA" in text and "min a run" in text and "study 94.01%" in text
+    assert "+alternating flip > 93.5 %" in text
 
 
 def test_the_recorded_study_results_have_their_columns():

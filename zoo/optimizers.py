@@ -113,13 +113,15 @@ class Muon(keras.optimizers.Optimizer):
     direction is orthogonalized (`orthogonalize`) and the kernel rescaled to Frobenius norm
     √out before the step, as airbench94's Muon does, so the step size is `learning_rate`
     whatever the gradient's scale. Every other variable (biases, BN offsets, dense kernels)
-    takes PyTorch's Nesterov SGD at `other_lr`, scaled as the schedule scales
-    `learning_rate`.
+    takes PyTorch's Nesterov SGD at `other_lr` (dense kernels at `head_lr`), scaled as the
+    schedule scales `learning_rate`.
 
     Args:
         learning_rate: Muon's rate (a float or a schedule).
         momentum: Muon's momentum.
         other_lr: The SGD rate of the other variables at the start; None: `learning_rate`.
+        head_lr: The SGD rate of dense kernels (airbench's head) at the start; None:
+            `other_lr`.
         other_momentum: Their momentum.
         ns_steps: Newton-Schulz iterations per step.
         initial_lr: The rate `other_lr` corresponds to; None: `learning_rate`'s at step 0.
@@ -130,6 +132,7 @@ class Muon(keras.optimizers.Optimizer):
         learning_rate: Any = 0.02,
         momentum: float = 0.6,
         other_lr: float | None = None,
+        head_lr: float | None = None,
         other_momentum: float = 0.85,
         ns_steps: int = 5,
         initial_lr: float | None = None,
@@ -138,7 +141,7 @@ class Muon(keras.optimizers.Optimizer):
     ) -> None:
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.momentum, self.other_momentum, self.ns_steps = momentum, other_momentum, ns_steps
-        self.other_lr = other_lr
+        self.other_lr, self.head_lr = other_lr, head_lr
         if initial_lr is None:  # saved configs carry it: their learning_rate may have decayed
             first = learning_rate(0) if callable(learning_rate) else learning_rate
             initial_lr = float(keras.ops.convert_to_numpy(first))
@@ -156,7 +159,8 @@ class Muon(keras.optimizers.Optimizer):
         gradient = ops.cast(gradient, variable.dtype)
         lr = ops.cast(learning_rate, variable.dtype)
         if len(variable.shape) != 4:
-            scale = (self.other_lr or self._initial_lr) / self._initial_lr
+            rate = self.head_lr if len(variable.shape) == 2 and self.head_lr else self.other_lr
+            scale = (rate or self._initial_lr) / self._initial_lr
             self.assign(buffer, self.other_momentum * buffer + gradient)
             self.assign_sub(variable, lr * scale * (gradient + self.other_momentum * buffer))
             return
@@ -170,5 +174,6 @@ class Muon(keras.optimizers.Optimizer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "other_lr": self.other_lr,
+                "head_lr": self.head_lr,
                 "other_momentum": self.other_momentum, "ns_steps": self.ns_steps,
                 "initial_lr": self._initial_lr}  # fmt: skip

@@ -52,15 +52,16 @@ def airbench(
     bn_momentum: float = 0.6,
     filters: tuple[int, ...] = (64, 256, 256),
     width: float = 1.0,
-    head_scale: float = 1 / 9,
+    head_scale: float = 1 / 256,
     activation: Activation = "gelu",
 ) -> keras.Model:
     """airbench94's net (Jordan, arXiv 2404.00498; 94.01 % on CIFAR-10 with its recipe).
 
     Configuration: a 2x2 valid conv to 24 channels (32x32 -> 31x31) and GELU, then three
     blocks of widths 64 / 256 / 256, each conv3x3 -> max-pool 2 -> BN -> GELU -> conv3x3 ->
-    BN -> GELU (31 -> 15 -> 7 -> 3), a 3x3 max-pool, and a bias-free linear head times 1/9.
-    Every default is airbench94's, except BN's epsilon: 1e-5 against its 1e-12, the floor of
+    BN -> GELU (31 -> 15 -> 7 -> 3), a 3x3 max-pool, and a bias-free linear head whose
+    weights start at unit std, times 1/256 (airbench94_muon's; airbench94's SGD form scales by
+    1/9). Every default is airbench94's, except BN's epsilon: 1e-5 against its 1e-12, the floor of
     TensorFlow's fused kernel, which no batch of real activations comes near.
 
     Args:
@@ -75,7 +76,8 @@ def airbench(
         bn_momentum: Moving-statistics momentum, Keras's convention (PyTorch's 0.4 is 0.6).
         filters: Filters of each block (`widths`), before `width` scaling.
         width: Multiplier of every block's filters.
-        head_scale: Constant multiplying the logits.
+        head_scale: Constant multiplying the logits. With the head's weights at unit std, it
+            sets how fast the head learns against its rate (`RunConfig.head_lr`).
         activation: Activation of every layer.
 
     Returns:
@@ -97,6 +99,9 @@ def airbench(
         x = _block(x, scaled(count, width), name=f"b{i}", dirac=dirac, bn=bn,
                    activation=activation)  # fmt: skip
     x = layers.GlobalMaxPooling2D(name="pool")(x)  # 3x3 -> 1x1, PyTorch's MaxPool2d(3)
-    x = layers.Dense(num_classes, use_bias=False, name="logits_unscaled")(x)
+    x = layers.Dense(
+        num_classes, use_bias=False, name="logits_unscaled",
+        kernel_initializer=keras.initializers.RandomUniform(-(3**0.5), 3**0.5),  # std 1
+    )(x)  # fmt: skip
     outputs = layers.Rescaling(head_scale, name="logits")(x)
     return keras.Model(inputs, outputs, name="airbench")

@@ -13,7 +13,7 @@ from zoo.cli import Parser, positive_int
 
 def _parser() -> Parser:
     p = Parser(prog="python -m zoo.study", description=__doc__)
-    p.add_argument("study", nargs="?", help="S0, S1, S2, S3 or S4")
+    p.add_argument("study", nargs="?", help="S0, S1, S2, S3, S4 or S5")
     p.add_argument("--list", action="store_true",
                    help="print the studies, their runs and each budget's time")  # fmt: skip
     p.add_argument("--budget", choices=("smoke", "cpu", "full"), default="cpu",
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             _list()
             return 0
         if not args.study:
-            raise ValueError("give a STUDY (S0 ... S4) or --list.")
+            raise ValueError("give a STUDY (S0 ... S5) or --list.")
         from study_runner import run_study
 
         run_study(

@@ -96,7 +96,7 @@ def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
         return optimizers.Adam(config.lr, weight_decay=wd)
     if config.optimizer == "muon":
         return optimizers.Muon(config.lr, momentum=momentum, other_lr=config.other_lr or None,
-                               weight_decay=wd)  # fmt: skip
+                               head_lr=config.head_lr or None, weight_decay=wd)  # fmt: skip
     if config.optimizer == "adamw":
         return optimizers.AdamW(config.lr, weight_decay=config.decoupled_decay)
     return keras.optimizers.RMSprop(config.lr, rho=config.rho, momentum=momentum, weight_decay=wd)

@@ -112,12 +112,16 @@ def _seconds(cfg: RunConfig) -> float:
     from zoo.train import forward_flops
 
     spec = DATASETS[cfg.home_dataset]
-    images = spec.train * 0.9  # less the validation split
+    held = spec.val_split if cfg.val_split is None else cfg.val_split
+    pool = spec.train
     if isinstance(cfg.subset, float):
-        images *= cfg.subset
+        pool *= cfg.subset
     elif isinstance(cfg.subset, int):
-        images = min(images, cfg.subset * spec.classes)
-    evaluated = images / 9 * cfg.epochs + images * 10 / 9 + test_images(cfg)
+        pool = min(pool, cfg.subset * spec.classes)
+    images, val = pool * (1 - held), pool * held
+    # Each epoch's validation, train and val at the end, test in each test-time view.
+    views = {0: 1, 1: 2, 2: 6}[cfg.tta] + (1 if cfg.tta else 0)
+    evaluated = val * (cfg.epochs + 1) + images + test_images(cfg) * views
     flops = forward_flops(zoo.build(cfg.model, **cfg.model_kwargs))
     compute = flops * (3 * images * cfg.epochs + evaluated) / CPU_FLOPS[cpu_kind(cfg.precision)]
     return compute + STEP_SECONDS * images * cfg.epochs / cfg.batch_size

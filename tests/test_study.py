@@ -36,7 +36,11 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name, monkeyp
     monkeypatch.setattr(runner, "cpu_kind", lambda precision, flags=None: "amx")
     cpu, full = estimate_seconds(study, "cpu"), estimate_seconds(study, "full")
     seeded = cpu + 2 * estimate_seconds(study, "cpu", only=study.compared())
-    assert 0 < cpu <= seeded <= (70 if name == "S1" else 60) * 60 and cpu <= full
+    assert 0 < cpu <= seeded and cpu <= full
+    if name == "S5":  # S5's goal is per run: the recipe's half hour on a 2-core CPU
+        assert all(estimate_seconds(study, "cpu", only=[r.name]) <= 30 * 60 for r in study.runs)
+    else:
+        assert seeded <= (70 if name == "S1" else 60) * 60
     for table in study.tables:
         assert set(table.cells.values()) <= {run.name for run in study.runs}
 
@@ -218,12 +222,12 @@ def test_s5_end_to_end_at_smoke_scores_with_tta_and_times_each_rung(data_dir, tm
     assert [(c.model_kwargs.get("whiten", True), c.model_kwargs.get("dirac", True),
              c.augment["flip_alternate"], c.lookahead) for c in configs] == [
         (False, False, False, False), (True, False, False, False), (True, True, False, False),
-        (True, True, True, False), (True, True, True, True)]  # fmt: skip
+        (True, True, True, False), (True, True, True, True), (True, True, True, False)]  # fmt: skip
     assert configs[3] == dataclasses.replace(recipe("airbench"), budget="full", precision=(
         configs[3].precision))  # fmt: skip
     text = (tmp_path / "S5-smoke" / "report" / "README.md").read_text()
     assert "without TTA" in text and "min a run" in text and "study 94.01%" in text
-    assert "+alternating flip > 93.5 %" in text
+    assert "full recipe, 16 epochs > 93.5 %" in text
 
 
 def test_the_recorded_study_results_have_their_columns():

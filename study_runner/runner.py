@@ -176,10 +176,11 @@ def run_study(
             done = train(cfg, folder / "runs", verbose=0)
             runs[(run.name, seed)] = done
             if verbose:
-                accuracy = done.metrics.get("test", {}).get("accuracy")
+                accuracy = done.metrics.get(study.score, {}).get("accuracy")
                 shown = f"{accuracy:.2%}" if accuracy is not None else "no score"
+                shown = f"{study.score.replace('_', ' ')} {shown}"
                 where = done.path.name + ("" if done.trained else ", finished earlier: read back")
-                print(f"{study.name} {run.name} seed {seed}: test {shown} ({where})")
+                print(f"{study.name} {run.name} seed {seed}: {shown} ({where})")
     # The tables show every finished run of the study in its folder, so a rerun of some runs
     # (--only) or of fewer seeds keeps the rest.
     runs = {**_finished_runs(study, budget, folder, precision), **runs}

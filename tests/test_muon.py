@@ -86,6 +86,7 @@ def test_the_run_setting_builds_it_and_its_config_round_trips():
 def test_muon_trains_airbench_on_real_images(data_dir, tmp_path):
     cfg = recipe("airbench", data_dir=str(data_dir), subset=30, test_subset=10, epochs=3,
                  batch_size=50, optimizer="muon", lr=0.1, other_lr=0.01, head_lr=0.0,
+                 decoupled_decay=0.0,
                  model_kwargs={"width": 0.125})  # fmt: skip
     run = train(cfg, tmp_path, verbose=0)
     losses = run.history["loss"].tolist()

@@ -37,8 +37,10 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name, monkeyp
     cpu, full = estimate_seconds(study, "cpu"), estimate_seconds(study, "full")
     seeded = cpu + 2 * estimate_seconds(study, "cpu", only=study.compared())
     assert 0 < cpu <= seeded and cpu <= full
-    if name == "S5":  # S5's goal is per run: the recipe's half hour on a 2-core CPU
-        assert all(estimate_seconds(study, "cpu", only=[r.name]) <= 30 * 60 for r in study.runs)
+    if name == "S5":  # S5's goal is per run: half an hour on a 2-core CPU, where its runs took
+        # 1.6 times their estimate (docs/studies/S5.md)
+        assert all(1.6 * estimate_seconds(study, "cpu", only=[r.name]) <= 30 * 60
+                   for r in study.runs)  # fmt: skip
     else:
         assert seeded <= (70 if name == "S1" else 60) * 60
     for table in study.tables:

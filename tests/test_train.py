@@ -586,8 +586,17 @@ def test_migrate_reads_format1_as_it_ran():
     today = {"format": CONFIG_FORMAT, "config": {"model": "mlp_mnist", "decoupled_decay": 0.1,
                                                  "precision": "mixed_bfloat16"}}  # fmt: skip
     assert migrate(today) == today
-    with pytest.raises(ValueError, match="config.json format 4 is not one this zoo reads"):
-        migrate({**today, "format": 4})
+    with pytest.raises(ValueError, match="config.json format 5 is not one this zoo reads"):
+        migrate({**today, "format": 5})
+
+
+def test_an_airbench_run_from_before_the_muon_head_keeps_its_head():
+    before = {"format": 3, "config": {"model": "airbench", "other_lr": 1.0, "model_kwargs": {}}}
+    toggles = migrate(before)["config"]["model_kwargs"]
+    assert toggles == {"head_scale": 1 / 9, "head_init": "glorot_uniform"}
+    # Written with head_lr, the run had today's head: nothing to add.
+    since = {"format": 3, "config": {"model": "airbench", "head_lr": 1340.0, "model_kwargs": {}}}
+    assert migrate(since)["config"]["model_kwargs"] == {}
 
 
 @pytest.mark.slow

@@ -62,7 +62,8 @@ class RunConfig:
         optimizer: `sgd`, `momentum` (SGD with `momentum`), `adam`, `adamw`, `rmsprop`, `muon`
             (`zoo.optimizers.Muon`: Muon for conv kernels, Nesterov SGD for the rest).
         lr: Initial learning rate.
-        other_lr: `muon`'s initial SGD rate for what is not a conv kernel; 0: `lr`.
+        other_lr: `muon`'s initial SGD rate for biases, BN offsets and (without `head_lr`)
+            dense kernels; 0: `lr`.
         head_lr: `muon`'s initial SGD rate for dense kernels (airbench's head); 0: `other_lr`.
         momentum: Momentum of `momentum`, `rmsprop` and `muon`'s conv kernels; None: the
             optimizer's default, 0.9 for `momentum`, none for `rmsprop`, 0.6 for `muon`. A
@@ -279,9 +280,10 @@ def _recipes() -> dict[str, RunConfig]:
         # Muon 0.24 (momentum 0.6) on the block convs, Nesterov SGD (0.85) on the rest, all
         # decaying linearly to 0, reflect-padded 2-pixel crops, alternating flip, TTA level 2.
         # Its SGD rates (0.053 for biases, 0.67 for the head) are for a loss summed over the
-        # batch: x 2000 for the mean loss here. Its decay, 2e-6 x batch per step through
-        # momentum 0.85 (about 0.027 of each weight per step), is Keras's decoupled decay at
-        # 0.027 / 0.24.
+        # batch: x 2000 for the mean loss here. Its decay, 2e-6 x 2000 per step through
+        # momentum 0.85 (4e-3 / 0.15 = 0.027 of each weight per step), is Keras's decoupled
+        # decay at 0.027 / 0.24. Both hold at batch 2000 and the full widths only: airbench
+        # scales its head by 1 / its input width, and its rates and decay with the batch.
         "airbench": RunConfig(
             "airbench", batch_size=2000, epochs=8, optimizer="muon", lr=0.24, other_lr=106.0,
             head_lr=1340.0, decoupled_decay=0.111, label_smoothing=0.2, schedule="warmup_linear",

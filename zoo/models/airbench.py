@@ -7,7 +7,7 @@ turns them on one at a time.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import keras
 from keras import layers
@@ -53,6 +53,7 @@ def airbench(
     filters: tuple[int, ...] = (64, 256, 256),
     width: float = 1.0,
     head_scale: float = 1 / 256,
+    head_init: Literal["unit", "glorot_uniform"] = "unit",
     activation: Activation = "gelu",
 ) -> keras.Model:
     """airbench94's net (Jordan, arXiv 2404.00498; 94.01 % on CIFAR-10 with its recipe).
@@ -78,6 +79,9 @@ def airbench(
         width: Multiplier of every block's filters.
         head_scale: Constant multiplying the logits. With the head's weights at unit std, it
             sets how fast the head learns against its rate (`RunConfig.head_lr`).
+        head_init: The head's initial weights: `unit` (uniform, std 1, airbench94_muon's) or
+            Keras's `glorot_uniform` (with `head_scale=1/9`, airbench94's SGD form and this
+            builder's defaults before the Muon form).
         activation: Activation of every layer.
 
     Returns:
@@ -101,7 +105,10 @@ def airbench(
     x = layers.GlobalMaxPooling2D(name="pool")(x)  # 3x3 -> 1x1, PyTorch's MaxPool2d(3)
     x = layers.Dense(
         num_classes, use_bias=False, name="logits_unscaled",
-        kernel_initializer=keras.initializers.RandomUniform(-(3**0.5), 3**0.5),  # std 1
+        kernel_initializer=(
+            keras.initializers.RandomUniform(-(3**0.5), 3**0.5) if head_init == "unit"
+            else head_init
+        ),
     )(x)  # fmt: skip
     outputs = layers.Rescaling(head_scale, name="logits")(x)
     return keras.Model(inputs, outputs, name="airbench")

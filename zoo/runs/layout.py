@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from zoo.data import DatasetInfo
 
 # The format of config.json that `zoo.train` writes; `migrate` reads every earlier one.
-CONFIG_FORMAT = 3
+CONFIG_FORMAT = 4
 # The files of a run folder, by role; writers and readers name them through these.
 CONFIG, HISTORY, STEPS, METRICS = "config.json", "history.csv", "steps.csv", "metrics.json"
 BEST, CONFUSION, KEPT, TENSORBOARD = "best.keras", "confusion_matrix.csv", "epochs", "tensorboard"
@@ -33,7 +33,9 @@ def migrate(saved: dict[str, Any]) -> dict[str, Any]:
     `inception_v1` had one stem conv of `stem_filters` (192), today's `stem=(192,)`. A config
     without a precision predates the `auto` default: it ran at float32. Until format 3, `bn` of
     LeNet, S3's and S0's nets also normalized their dense layers, today's `head_bn`; their
-    `channels` / `widths` are today's `filters` (the registry's aliases read them).
+    `channels` / `widths` are today's `filters` (the registry's aliases read them). An
+    `airbench` config without `head_lr` predates the Muon form's head: logits x 1/9 from
+    Glorot's init, today's `head_scale=1/9, head_init="glorot_uniform"`.
 
     Args:
         saved: The parsed config.json (left unchanged).
@@ -69,8 +71,22 @@ def migrate(saved: dict[str, Any]) -> dict[str, Any]:
         for key in ("config", "recipe"):
             if isinstance(saved.get(key), dict):
                 saved[key] = _head_bn(saved[key])
+    if version <= 3:
+        for key in ("config", "recipe"):
+            if isinstance(saved.get(key), dict):
+                saved[key] = _airbench_head(saved[key])
     saved["format"] = CONFIG_FORMAT
     return saved
+
+
+def _airbench_head(config: dict[str, Any]) -> dict[str, Any]:
+    """An `airbench` config from before `head_lr` with the head it was built with."""
+    if config.get("model") != "airbench" or "head_lr" in config:
+        return config
+    toggles = dict(config.get("model_kwargs") or {})
+    toggles.setdefault("head_scale", 1 / 9)
+    toggles.setdefault("head_init", "glorot_uniform")
+    return {**config, "model_kwargs": toggles}
 
 
 def _head_bn(config: dict[str, Any]) -> dict[str, Any]:

@@ -187,6 +187,15 @@ class Study:
     score: Literal["test", "test_tta"] = "test"
     timed: bool = False
 
+    def __post_init__(self) -> None:
+        if self.score not in ("test", "test_tta"):
+            raise ValueError(f"{self.name}: score must be test or test_tta, got {self.score!r}.")
+        if self.score == "test_tta":
+            untested = [r.name for r in self.runs
+                        if not r.settings.get("tta", recipe(r.model).tta)]  # fmt: skip
+            if untested:
+                raise ValueError(f"{self.name} scores with TTA, but {untested} run without it.")
+
     def run(self, name: str) -> StudyRun:
         """The run called `name`.
 
@@ -525,8 +534,8 @@ S5 = Study(
     "S5", "airbench94 on CIFAR-10: what each trick buys, on a CPU",
     _S5_RUNS,
     (Table("s5", "S5: test accuracy with TTA (level 2), one trick added per rung",
-           tuple(_S5_RUNGS), ("zoo: 8 epochs, Muon",),
-           {(row, "zoo: 8 epochs, Muon"): run for row, run in _S5_RUNGS.items()}),),
+           tuple(_S5_RUNGS), ("zoo, Muon form",),
+           {(row, "zoo, Muon form"): run for row, run in _S5_RUNGS.items()}),),
     conclusions=_S5_CONCLUSIONS,
     budgets={"cpu": {}},
     scaling={"cpu": "the recipe as it is: all 50,000 training images, 8 epochs"},

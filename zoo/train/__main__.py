@@ -30,7 +30,7 @@ FLAGS: dict[str, tuple[type, str]] = {
     "optimizer": (str, "sgd, momentum, adam, adamw, rmsprop or muon"),
     "lr": (float, "initial learning rate"),
     "momentum": (float, "momentum of momentum SGD (default 0.9), rmsprop (0) and muon (0.6)"),
-    "other_lr": (float, "muon's SGD rate for all but conv kernels (default: lr)"),
+    "other_lr": (float, "muon's SGD rate for biases and BN offsets (default: lr)"),
     "head_lr": (float, "muon's SGD rate for dense kernels (default: other-lr)"),
     "decoupled_decay": (float, "the optimizer's decoupled weight decay (AdamW's)"),
     "schedule": (

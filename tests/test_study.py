@@ -232,6 +232,12 @@ def test_s5_end_to_end_at_smoke_scores_with_tta_and_times_each_rung(data_dir, tm
     assert "full recipe, 16 epochs > 93.5 %" in text
 
 
+def test_a_study_scored_with_tta_tests_every_run_with_it():
+    for study in STUDIES.values():
+        if study.score == "test_tta":
+            assert all(config(study, run, "cpu").tta for run in study.runs), study.name
+
+
 def test_the_recorded_study_results_have_their_columns():
     """results/ holds what `python -m zoo.study NAME --budget B` measured (cells.csv each)."""
     recorded = sorted((Path(__file__).resolve().parents[1] / "results").glob("S*-*.csv"))

@@ -1,4 +1,4 @@
-"""The five studies as data (`zoo.study.catalog`), and their command, `python -m zoo.study S3`.
+"""The six studies as data (`zoo.study.catalog`), and their command, `python -m zoo.study S3`.
 
     from zoo.study import STUDIES, config
     cfg = config(STUDIES["S1"], STUDIES["S1"].run("ResidualCNN"), "cpu")

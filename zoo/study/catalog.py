@@ -1,9 +1,10 @@
-"""The five studies as data: their runs, the figures they reported, and their tables' layout.
+"""The six studies as data: their runs, the figures they reported, and their tables' layout.
 
 Each run is a model's recipe with the study's toggles and settings on top; `reported` is the
 study's own test accuracy for it (None where it gave none). Runs marked `extra` are the zoo's
 own, beyond the study, and are labelled so in every table. The digest of the studies is
-shared/design/STUDIES.md; the originals are the course reports it cites.
+shared/design/STUDIES.md; the originals are the course reports it cites. S5 is the zoo's own:
+airbench94's public ablation ladder (Jordan 2024), rebuilt in Keras.
 """
 
 from __future__ import annotations

@@ -594,6 +594,9 @@ def test_an_airbench_run_from_before_the_muon_head_keeps_its_head():
     before = {"format": 3, "config": {"model": "airbench", "other_lr": 1.0, "model_kwargs": {}}}
     toggles = migrate(before)["config"]["model_kwargs"]
     assert toggles == {"head_scale": 1 / 9, "head_init": "glorot_uniform"}
+    model = zoo.build("airbench", width=0.125, **toggles)  # the head it trained with
+    assert model.get_layer("logits").scale == pytest.approx(1 / 9)
+    assert np.asarray(model.get_layer("logits_unscaled").kernel).std() < 0.5  # Glorot, not unit
     # Written with head_lr, the run had today's head: nothing to add.
     since = {"format": 3, "config": {"model": "airbench", "head_lr": 1340.0, "model_kwargs": {}}}
     assert migrate(since)["config"]["model_kwargs"] == {}

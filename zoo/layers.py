@@ -200,10 +200,51 @@ def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
+_xla_gelu: Any = None
+
+
+def _gelu_tf(x: Any) -> Any:
+    global _xla_gelu
+    if _xla_gelu is None:
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True, autograph=False)
+        def gelu(x: Any) -> Any:
+            return tf.cast(tf.nn.gelu(tf.cast(x, tf.float32), approximate=False), x.dtype)
+
+        _xla_gelu = gelu
+    return _xla_gelu(x)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class GELU(layers.Layer):
+    """The exact GELU, `x·Φ(x)`, as `layers.Activation("gelu")` computes it, in float32
+    whatever the input's dtype.
+
+    On TensorFlow, Keras's gelu is about six elementwise ops (erfc, exp, products), each a
+    pass over memory, and in bfloat16 they run element by element on CPU: on a 2-core Xeon
+    they were half of airbench's training step and three quarters of its inference (README,
+    Speed). Here the function and its gradient are each one XLA-compiled loop in float32,
+    2.9x faster on a bfloat16 map of airbench's first block. No weights, so a checkpoint
+    loads into a model built with either layer.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        if keras.backend.backend() == "tensorflow":
+            return _gelu_tf(inputs)
+        return keras.activations.gelu(inputs, approximate=False)
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return input_shape
+
+
 def act(x: Any, activation: str, name: str) -> Any:
-    """Applies an activation by name; `leaky_relu` uses PyTorch's slope of 0.01."""
+    """Applies an activation by name; `leaky_relu` uses PyTorch's slope of 0.01, `gelu` is
+    the exact GELU (`GELU`)."""
     if activation == "leaky_relu":
         return layers.LeakyReLU(negative_slope=0.01, name=name)(x)
+    if activation == "gelu":
+        return GELU(name=name)(x)
     return layers.Activation(activation, name=name)(x)
 
 

@@ -42,13 +42,15 @@ def cells_of(study: Study, runs: dict[tuple[str, int], Run], budget: str) -> pd.
     """One row per run of the study: seeds, mean, std and the 95 % t-interval of the mean
     (`low`, `high`), the test set's binomial noise floor at that mean (`floor`, a half-width),
     the test images, the chance level, the study's figure and the difference, the mean
-    wall minutes of a seed, and where the study scores with TTA the mean without (`plain`)."""
+    wall minutes of a seed; where the study scores with TTA the mean without (`plain`), and
+    where it scores without, the mean with TTA of runs that tested with it (`tta`)."""
     scores = scores_of(runs, study.score)
     plain = scores_of(runs) if study.score != "test" else {}
+    tta = scores_of(runs, "test_tta") if study.score == "test" else {}
     rows = []
     for run in study.runs:
         est = Estimate.of(scores.get(run.name, []))
-        without = plain.get(run.name)
+        without, with_tta = plain.get(run.name), tta.get(run.name)
         cfg = config(study, run, budget)
         images = test_images(cfg)
         floor = noise_floor(est.mean, images) if est.seeds else math.nan
@@ -61,6 +63,7 @@ def cells_of(study: Study, runs: dict[tuple[str, int], Run], budget: str) -> pd.
             difference=est.mean - run.reported if run.reported else math.nan,
             minutes=statistics.fmean(walls) / 60 if walls else math.nan,
             plain=statistics.fmean(without) if without else math.nan,
+            tta=statistics.fmean(with_tta) if with_tta else math.nan,
             extra=run.extra, note=run.note,
         ))  # fmt: skip
     return pd.DataFrame(rows).set_index("run")
@@ -75,6 +78,8 @@ def _text(cell: pd.Series, reference: tuple[str, Difference] | None, timed: bool
     parts = [ours]
     if not math.isnan(cell.get("plain", math.nan)):
         parts.append(f"without TTA {cell['plain']:.2%}")
+    if not math.isnan(cell.get("tta", math.nan)):
+        parts.append(f"with TTA {cell['tta']:.2%}")
     if timed and not math.isnan(cell["minutes"]):
         parts.append(f"{cell['minutes']:.1f} min a run")
     if not math.isnan(cell["study"] or math.nan):

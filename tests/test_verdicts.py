@@ -107,8 +107,9 @@ def _cells(folder, study, budget="cpu"):
     return cells_of(study, _finished_runs(study, budget, folder, "float32"), budget)
 
 
-def _hand_made(folder, study, budget, scores):
-    """Run folders as the trainer leaves them, holding chosen test accuracies."""
+def _hand_made(folder, study, budget, scores, tta_gain=None):
+    """Run folders as the trainer leaves them, holding chosen test accuracies (and where
+    `tta_gain` is given, a TTA accuracy that much higher in runs that test with TTA)."""
     for name, seeds in scores.items():
         for seed, accuracy in enumerate(seeds):
             cfg = config(study, study.run(name), budget, seed=seed, precision="float32")
@@ -119,6 +120,8 @@ def _hand_made(folder, study, budget, scores):
             (path / "history.csv").write_text("epoch,accuracy,loss\n0,0.5,1.0\n")
             metrics = {"test": {"accuracy": accuracy, "loss": 1.0}, "epochs_run": 1,
                        "stop_reason": "epochs", "wall_seconds": 30.0}  # fmt: skip
+            if tta_gain is not None and cfg.tta:
+                metrics["test_tta"] = {"accuracy": accuracy + tta_gain, "level": cfg.tta}
             (path / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -148,6 +151,30 @@ def test_verdicts_from_hand_made_run_folders(tmp_path):
     assert "(3 v 3 seeds) — undecided; more than 1,000 seeds per cell would be needed" in line
     assert "under the test set's noise floor (±0.93)" in line  # 1.96 · √(0.655 · 0.345 / 10⁴)
     assert line.endswith("; study +5.00")
+
+
+def test_s1s_fast_recipe_sits_beside_each_nets_recipe_with_its_tta_accuracy(tmp_path):
+    from study_runner.tables import layout
+
+    study = STUDIES["S1"]
+    _hand_made(tmp_path / "runs", study, "cpu", {
+        "BasicCNN": [0.60, 0.61, 0.62], "BasicCNN, fast recipe": [0.66, 0.67, 0.68],
+    }, tta_gain=0.01)  # fmt: skip
+    fast = config(study, study.run("BasicCNN, fast recipe"), "cpu")
+    plain = config(study, study.run("BasicCNN"), "cpu")
+    # The same data, epochs and schedule: the same cost, only the tricks differ.
+    assert (fast.subset, fast.epochs, fast.schedule) == (plain.subset, plain.epochs, plain.schedule)
+    assert (fast.tta, fast.label_smoothing, fast.lookahead, plain.tta) == (2, 0.2, True, 0)
+    cells = _cells(tmp_path, study)
+    assert cells.loc["BasicCNN, fast recipe", "tta"] == pytest.approx(0.68)
+    assert math.isnan(cells.loc["BasicCNN", "tta"])  # tested without TTA: no figure
+    (table,) = [t for t in study.tables if t.name == "s1_fast"]
+    frame = layout(table, cells, study, "cpu")
+    ours = frame.loc["BasicCNN", "fast recipe"]
+    assert ours.startswith("67.00% ± 1.00%") and "with TTA 68.00%" in ours
+    assert "vs BasicCNN +6.00 [" in ours and "undecided" not in ours  # plain against plain
+    assert "with TTA" not in frame.loc["BasicCNN", "S1's recipe"]
+    assert frame.loc["ResidualCNN", "fast recipe"] == "not run"
 
 
 def test_a_conclusion_with_a_cell_not_run_says_so_and_one_seed_decides_nothing(tmp_path):

@@ -304,6 +304,21 @@ _S1_RUNS = (
     StudyRun("VGG-A", "vgg_a", reported=0.84),
     StudyRun("VGG-A-BN", "vgg_a", {"bn": True}, reported=0.89),
 )
+# The zoo's fast recipe: S5's training tricks that fit any net, on each net's own optimizer,
+# with the budget's data, epochs and schedule unchanged, so a row costs what S1's row costs.
+# Muon is left out: its rates are set for airbench's net, whose every conv feeds a batch norm
+# (BasicCNN has none, and Muon's kernel rescaling would change what it computes).
+_S1_FAST = dict(
+    label_smoothing=0.2, tta=2, lookahead=True,
+    augment={"crop_padding": 2, "reflect": True, "flip": True, "flip_alternate": True},
+)  # fmt: skip
+_S1_FAST_NETS = ("BasicCNN", "ResidualCNN", "VGG-A-BN")
+_S1_FAST_RUNS = tuple(
+    StudyRun(f"{run.name}, fast recipe", run.model, run.toggles, _S1_FAST, extra=True,
+             note="S5's tricks: label smoothing 0.2, reflect-padded 2-pixel crops, alternating "
+                  "flip, lookahead, TTA level 2 (beside the plain test)")
+    for run in _S1_RUNS if run.name in _S1_FAST_NETS
+)  # fmt: skip
 _S1_CONCLUSIONS = (
     Conclusion(
         "ImprovedCNN is the best of the three (92.61 %)",
@@ -321,10 +336,16 @@ _S1_CONCLUSIONS = (
 )
 S1 = Study(
     "S1", "Three CNNs on CIFAR-10, and VGG-A with and without batch norm",
-    _S1_RUNS,
+    _S1_RUNS + _S1_FAST_RUNS,
     (
         _one_column("s1_models", "S1: the three models", _S1_RUNS[:3]),
         _one_column("s1_vgg", "S1: VGG-A against VGG-A-BN", _S1_RUNS[3:]),
+        Table(
+            "s1_fast", "S1's nets: their recipe against the zoo's fast recipe, in the same time",
+            _S1_FAST_NETS, ("S1's recipe", "fast recipe"),
+            {**{(net, "S1's recipe"): net for net in _S1_FAST_NETS},
+             **{(net, "fast recipe"): f"{net}, fast recipe" for net in _S1_FAST_NETS}},
+        ),  # fmt: skip
     ),
     conclusions=_S1_CONCLUSIONS,
     landscape=LossBand("vgg_a", {"bn": True}, (1e-3, 2e-3, 1e-4, 5e-4)),

@@ -329,3 +329,20 @@ def test_tiny_baseline_long_plain_net_trains_only_with_he_init(data_dir):
     assert final["glorot_uniform"] > 2.0  # ln 10 = 2.30: little beyond the prior
     assert final["he_normal"] < 1.0
     assert recipe("tiny_baseline").model_kwargs["init"] == "he_normal"
+
+
+def test_leaky_relu_matches_keras_in_value_and_gradient_and_fuses_cleanly():
+    import tensorflow as tf
+
+    from zoo.layers import LeakyReLU
+
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 6, 6, 3)), "float32")
+    ours, theirs = LeakyReLU(negative_slope=0.01), keras.layers.LeakyReLU(negative_slope=0.01)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        a, b = ours(x), theirs(x)
+        loss_a, loss_b = tf.reduce_sum(a * x), tf.reduce_sum(b * x)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(tape.gradient(loss_a, x), tape.gradient(loss_b, x))
+    assert ours.get_config()["negative_slope"] == 0.01
+    assert isinstance(zoo.build("lenet").get_layer("conv1_act"), LeakyReLU)

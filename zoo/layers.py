@@ -208,7 +208,7 @@ def _gelu_tf(x: Any) -> Any:
     if _xla_gelu is None:
         import tensorflow as tf
 
-        @tf.function(jit_compile=True, autograph=False)
+        @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
         def gelu(x: Any) -> Any:
             return tf.cast(tf.nn.gelu(tf.cast(x, tf.float32), approximate=False), x.dtype)
 
@@ -238,11 +238,41 @@ class GELU(layers.Layer):
         return input_shape
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class LeakyReLU(layers.LeakyReLU):
+    """Keras's LeakyReLU, its gradient read from the output instead of the input (the same
+    gradient: both are positive at the same places).
+
+    TensorFlow's graph optimizer fuses conv -> bias -> LeakyRelu into one op, after which the
+    bias's output, the input that `LeakyReluGrad` reads, no longer exists: it logs
+    `remapper failed: ... missing node ... BiasAdd` and trains the graph without any of its
+    fusions. Read from the output, which the fused op still produces, the fusion holds.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        if keras.backend.backend() != "tensorflow":
+            return super().call(inputs)
+        import tensorflow as tf
+
+        alpha = self.negative_slope
+
+        @tf.custom_gradient
+        def leaky(x: Any) -> Any:
+            y = tf.nn.leaky_relu(x, alpha)
+
+            def grad(dy: Any) -> Any:
+                return tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=alpha)
+
+            return y, grad
+
+        return leaky(inputs)
+
+
 def act(x: Any, activation: str, name: str) -> Any:
     """Applies an activation by name; `leaky_relu` uses PyTorch's slope of 0.01, `gelu` is
     the exact GELU (`GELU`)."""
     if activation == "leaky_relu":
-        return layers.LeakyReLU(negative_slope=0.01, name=name)(x)
+        return LeakyReLU(negative_slope=0.01, name=name)(x)
     if activation == "gelu":
         return GELU(name=name)(x)
     return layers.Activation(activation, name=name)(x)

@@ -346,3 +346,22 @@ def test_leaky_relu_matches_keras_in_value_and_gradient_and_fuses_cleanly():
     np.testing.assert_array_equal(tape.gradient(loss_a, x), tape.gradient(loss_b, x))
     assert ours.get_config()["negative_slope"] == 0.01
     assert isinstance(zoo.build("lenet").get_layer("conv1_act"), LeakyReLU)
+
+
+@pytest.mark.parametrize("channels", [8, 16])
+def test_bfloat16_batch_norm_matches_keras_whichever_kernel_it_takes(channels):
+    import tensorflow as tf
+
+    from zoo import layers as zl
+
+    x = tf.constant(np.random.default_rng(1).normal(2.0, 3.0, (4, 5, 5, channels)), "bfloat16")
+    # 8 channels take the float32 kernel (bfloat16's is 3-7x slower there), 16 the bfloat16 one.
+    assert zl._slow_bfloat16(x) == (channels == 8)
+    ours = zl.BatchNormalization(momentum=0.6, dtype="mixed_bfloat16")
+    theirs = keras.layers.BatchNormalization(momentum=0.6, dtype="mixed_bfloat16")
+    for training in (True, False):
+        a, b = ours(x, training=training), theirs(x, training=training)
+        assert a.dtype == b.dtype == tf.bfloat16
+        np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(b, "float32"), atol=0.05)
+    np.testing.assert_allclose(ours.moving_mean, theirs.moving_mean, rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(ours.moving_variance, theirs.moving_variance, rtol=1e-2)

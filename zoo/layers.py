@@ -18,11 +18,22 @@ from typing import Any, Literal
 import keras
 from keras import layers
 
-from zoo import compat
+from zoo import compat, machine
 
 Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu", "silu"]
 # The input dtypes of TensorFlow's FusedBatchNormV3 (and its gradient) with float32 statistics.
 _FUSED_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _slow_bfloat16(x: Any) -> bool:
+    """Whether the fused kernel would take `x` in bfloat16 on CPU with a channel count that is
+    not a multiple of 16. oneDNN's bfloat16 kernel then runs 3-7x slower than its float32 one
+    on the same map (8 channels of 64x64, batch 64, forward and gradient: 72 ms against 21 ms
+    with the casts, on a 2-core AMX Xeon; 16, 32, 48 or 64 channels: bfloat16 is the faster),
+    which made batch norm 4x the cost of S3's quarter-width nets (docs/speed.md)."""
+    import tensorflow as tf
+
+    return x.dtype == tf.bfloat16 and bool(x.shape[-1] % 16) and not machine.gpu_capabilities()
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -40,6 +51,8 @@ class BatchNormalization(layers.BatchNormalization):
     Under a mixed policy the kernel takes the bfloat16 or float16 input as it is and keeps
     scale, offset and statistics in float32, as PyTorch's autocast does; Keras's own layer
     instead casts the input up to float32 and back, two extra passes over every activation.
+    The one exception is bfloat16 on CPU with channels not a multiple of 16 (`_slow_bfloat16`),
+    where the casts cost less than the kernel's slow path.
     """
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
@@ -50,6 +63,9 @@ class BatchNormalization(layers.BatchNormalization):
 
         shape = tf.shape(inputs)
         x = inputs if len(inputs.shape) == 4 else tf.reshape(inputs, [-1, 1, 1, shape[-1]])
+        upcast = _slow_bfloat16(x)
+        if upcast:
+            x = tf.cast(x, "float32")
         # Without a learned scale (or offset) the kernel takes a constant 1 (or 0) in its place.
         ones = tf.ones_like(self.moving_variance)
         gamma = self.gamma if self.scale else ones
@@ -65,6 +81,8 @@ class BatchNormalization(layers.BatchNormalization):
                 x, gamma, beta, self.moving_mean, self.moving_variance,
                 epsilon=self.epsilon, is_training=False,
             )  # fmt: skip
+        if upcast:
+            y = tf.cast(y, inputs.dtype)
         return y if len(inputs.shape) == 4 else tf.reshape(y, shape)
 
     def _fusable(self, inputs: Any, mask: Any) -> bool:

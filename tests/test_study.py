@@ -38,9 +38,10 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name, monkeyp
     cpu, full = estimate_seconds(study, "cpu"), estimate_seconds(study, "full")
     seeded = cpu + 2 * estimate_seconds(study, "cpu", only=study.compared())
     assert 0 < cpu <= seeded and cpu <= full
-    if name == "S5":  # S5's goal is per run: half an hour on a 2-core CPU, where its runs took
-        # 1.6 times their estimate (docs/studies/S5.md)
-        assert all(1.6 * estimate_seconds(study, "cpu", only=[r.name]) <= 30 * 60
+    if name == "S5":  # S5's goal is per run: half an hour on a 2-core CPU. Its runs took
+        # their estimate (16.3 min against 16.6 at 16 epochs) since GELU became one kernel,
+        # 1.6 times it before (docs/studies/S5.md); 1.1 leaves room for a busier machine.
+        assert all(1.1 * estimate_seconds(study, "cpu", only=[r.name]) <= 30 * 60
                    for r in study.runs)  # fmt: skip
     else:
         assert seeded <= (83 if name == "S1" else 60) * 60

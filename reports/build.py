@@ -107,8 +107,11 @@ def build(
         files += saved
         sections.append(_section(label, run, [p for p in saved if p.suffix == ".png"], out))
     if len(histories) > 1:
+        # Runs without a validation split (S5's) have training accuracy only.
+        held = any("val_accuracy" in history for history in histories.values())
+        accuracy = "val_accuracy" if held else "accuracy"
         overlays = {
-            "overlay_val_accuracy": figures.overlay(histories, "val_accuracy"),
+            f"overlay_{accuracy}": figures.overlay(histories, accuracy),
             "overlay_loss": figures.overlay(histories, "loss"),
         }
         saved = _save_all(overlays, out, formats)

@@ -232,6 +232,9 @@ def test_s5_end_to_end_at_smoke_scores_with_tta_and_times_each_rung(data_dir, tm
     text = (tmp_path / "S5-smoke" / "report" / "README.md").read_text()
     assert "without TTA" in text and "min a run" in text and "study 94.01%" in text
     assert "full recipe, 16 epochs > 93.5 %" in text
+    # No validation split: the runs' overlay is of training accuracy, not an empty figure.
+    figures = {p.name for p in (tmp_path / "S5-smoke" / "report" / "runs").glob("overlay_*")}
+    assert "overlay_accuracy.png" in figures and "overlay_val_accuracy.png" not in figures
 
 
 def test_a_study_scored_with_tta_tests_every_run_with_it():

@@ -13,6 +13,8 @@ Conventions every family follows:
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any, Literal
 
 import keras
@@ -25,15 +27,20 @@ Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu", "si
 _FUSED_DTYPES = ("float32", "bfloat16", "float16")
 
 
+@functools.cache
+def _on_gpu() -> bool:
+    return bool(machine.gpu_capabilities())
+
+
 def _slow_bfloat16(x: Any) -> bool:
     """Whether the fused kernel would take `x` in bfloat16 on CPU with a channel count that is
-    not a multiple of 16. oneDNN's bfloat16 kernel then runs 3-7x slower than its float32 one
-    on the same map (8 channels of 64x64, batch 64, forward and gradient: 72 ms against 21 ms
-    with the casts, on a 2-core AMX Xeon; 16, 32, 48 or 64 channels: bfloat16 is the faster),
-    which made batch norm 4x the cost of S3's quarter-width nets (docs/speed.md)."""
-    import tensorflow as tf
-
-    return x.dtype == tf.bfloat16 and bool(x.shape[-1] % 16) and not machine.gpu_capabilities()
+    not a multiple of 16. oneDNN's bfloat16 kernel is then 1.4-3.4x slower than casting to
+    float32 and back around its float32 kernel (8 channels of 64x64, batch 64, forward and
+    gradient: 72 against 21 ms on a 2-core AMX Xeon; at 16, 48 or 64 channels bfloat16 is the
+    faster), which made batch norm 4x the cost of S3's quarter-width nets (docs/speed.md)."""
+    return keras.backend.standardize_dtype(x.dtype) == "bfloat16" and bool(
+        x.shape[-1] % 16
+    ) and not _on_gpu()  # fmt: skip
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -63,7 +70,7 @@ class BatchNormalization(layers.BatchNormalization):
 
         shape = tf.shape(inputs)
         x = inputs if len(inputs.shape) == 4 else tf.reshape(inputs, [-1, 1, 1, shape[-1]])
-        upcast = _slow_bfloat16(x)
+        upcast = _slow_bfloat16(inputs)
         if upcast:
             x = tf.cast(x, "float32")
         # Without a learned scale (or offset) the kernel takes a constant 1 (or 0) in its place.
@@ -218,38 +225,54 @@ def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
-_xla_gelu: Any = None
+@functools.cache
+def _gelu() -> Any:
+    """The exact GELU and its gradient, each one XLA-compiled float32 loop."""
+    import tensorflow as tf
 
+    def compiled(f: Any) -> Any:
+        return tf.function(f, jit_compile=True, autograph=False, reduce_retracing=True)
 
-def _gelu_tf(x: Any) -> Any:
-    global _xla_gelu
-    if _xla_gelu is None:
-        import tensorflow as tf
+    @compiled
+    def forward(x: Any) -> Any:
+        x32 = tf.cast(x, tf.float32)
+        return tf.cast(0.5 * x32 * (1.0 + tf.math.erf(x32 * 0.5**0.5)), x.dtype)
 
-        @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-        def gelu(x: Any) -> Any:
-            return tf.cast(tf.nn.gelu(tf.cast(x, tf.float32), approximate=False), x.dtype)
+    @compiled
+    def backward(x: Any, dy: Any) -> Any:
+        x32 = tf.cast(x, tf.float32)
+        cdf = 0.5 * (1.0 + tf.math.erf(x32 * 0.5**0.5))
+        pdf = tf.exp(-0.5 * x32 * x32) * (2.0 * math.pi) ** -0.5
+        return tf.cast(tf.cast(dy, tf.float32) * (cdf + x32 * pdf), x.dtype)
 
-        _xla_gelu = gelu
-    return _xla_gelu(x)
+    @tf.custom_gradient
+    def gelu(x: Any) -> Any:
+        # Only the input is kept for the gradient, in its own dtype.
+        return forward(x), lambda dy: backward(x, dy)
+
+    return gelu
 
 
 @keras.saving.register_keras_serializable(package="zoo")
 class GELU(layers.Layer):
-    """The exact GELU, `x·Φ(x)`, as `layers.Activation("gelu")` computes it, in float32
-    whatever the input's dtype.
+    """The exact GELU, `x·Φ(x)`, as `layers.Activation("gelu")` computes it; on a CPU
+    with TensorFlow, in float32 whatever the input's dtype.
 
     On TensorFlow, Keras's gelu is about six elementwise ops (erfc, exp, products), each a
     pass over memory, and in bfloat16 they run element by element on CPU: on a 2-core Xeon
     they were half of airbench's training step and three quarters of its inference
-    (docs/speed.md). Here the function and its gradient are each one XLA-compiled loop in
-    float32, 2.9x faster on a bfloat16 map of airbench's first block. No weights, so a
-    checkpoint loads into a model built with either layer.
+    (docs/speed.md). On CPU the function and its gradient are here each one XLA-compiled loop
+    in float32, and the gradient keeps only the input. GPUs take Keras's own ops, which were
+    not measured slow. No weights, so a checkpoint loads into a model built with either layer.
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
     def call(self, inputs: Any) -> Any:
-        if keras.backend.backend() == "tensorflow":
-            return _gelu_tf(inputs)
+        if keras.backend.backend() == "tensorflow" and not _on_gpu():
+            return _gelu()(inputs)
         return keras.activations.gelu(inputs, approximate=False)
 
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:

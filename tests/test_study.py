@@ -39,9 +39,10 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name, monkeyp
     seeded = cpu + 2 * estimate_seconds(study, "cpu", only=study.compared())
     assert 0 < cpu <= seeded and cpu <= full
     if name == "S5":  # S5's goal is per run: half an hour on a 2-core CPU. Its runs took
-        # their estimate (16.3 min against 16.6 at 16 epochs) since GELU became one kernel,
-        # 1.6 times it before (docs/studies/S5.md); 1.1 leaves room for a busier machine.
-        assert all(1.1 * estimate_seconds(study, "cpu", only=[r.name]) <= 30 * 60
+        # their estimate on a quiet machine (15.2 and 16.3 min against 16.6 at 16 epochs) since
+        # GELU became one kernel, 1.6 times it before; 1.25 covers the seed that shared the
+        # cores (19.2 min, docs/studies/S5.md).
+        assert all(1.25 * estimate_seconds(study, "cpu", only=[r.name]) <= 30 * 60
                    for r in study.runs)  # fmt: skip
     else:
         assert seeded <= (83 if name == "S1" else 60) * 60

@@ -530,7 +530,7 @@ _S5_RUNS = (
     StudyRun("+lookahead", "airbench", {}, {"lookahead": True}, extra=True,
              note="public rung 5 (12.0 epochs) on SGD; not in the Muon form"),
     StudyRun("full recipe, 16 epochs", "airbench", {}, {"epochs": 16}, extra=True,
-             note="twice the recipe; 15 min a run on a 2-core AMX Xeon"),
+             note="twice the recipe; about 16 min a run on a 2-core AMX Xeon"),
 )  # fmt: skip
 # Row labels: each rung with the public ladder's epochs to 94 % on an A100.
 _S5_RUNGS = {

@@ -93,7 +93,9 @@ def test_gelu_is_keras_exact_gelu_in_value_and_gradient_at_each_precision(images
         # Both sides as float32 numpy arrays: numpy 1.26 cannot promote bfloat16 against anything.
         f32 = lambda t: tf.cast(t, "float32").numpy()  # noqa: E731
         np.testing.assert_allclose(f32(ours), f32(theirs), rtol=tol, atol=tol)
-        np.testing.assert_allclose(f32(tape.gradient(ours, x)), f32(tape.gradient(theirs, x)), atol=tol)
+        np.testing.assert_allclose(
+            f32(tape.gradient(ours, x)), f32(tape.gradient(theirs, x)), atol=tol
+        )
     model = zoo.build("airbench")
     assert isinstance(model.get_layer("b1_c1_act"), zl.GELU)
     # Weightless: a checkpoint's weights do not depend on which GELU layer built the model.

@@ -251,8 +251,10 @@ def test_every_cli_reports_misuse_in_one_line_with_status_2(module, argv, capsys
 
 
 def _readme_samples() -> list[str]:
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    return re.findall(r"```python\n(.*?)```", text, re.S)
+    """The Python samples of the README and the docs pages."""
+    root = Path(__file__).resolve().parents[1]
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    return [s for p in pages for s in re.findall(r"```python\n(.*?)```", p.read_text(), re.S)]
 
 
 @pytest.mark.slow

@@ -53,9 +53,9 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name, monkeyp
 def test_every_run_of_a_study_gets_the_same_scaling():
     study = STUDIES["S3"]
     configs = [config(study, run, "cpu") for run in study.runs]
-    assert {(c.subset, c.epochs, c.lr_patience, c.model_kwargs["width"]) for c in configs} == {
-        (100, 6, 0, 0.25)
-    }
+    scaling = {(c.subset, c.epochs, c.lr_patience, c.lr_min_delta, c.model_kwargs["width"])
+               for c in configs}  # fmt: skip
+    assert scaling == {(100, 6, 0, 0.005, 0.25)}
 
 
 def test_s3_has_its_thirteen_cells_in_its_layout():

@@ -206,6 +206,14 @@ def test_plateau_lowers_the_lr(data_dir, tmp_path):
     assert run.history["lr"].tolist() == pytest.approx([1e-12, 1e-12, 5e-13, 2.5e-13])
 
 
+def test_plateau_counts_a_rise_under_min_delta_as_no_gain(data_dir, tmp_path):
+    # At a normal rate val accuracy rises, but never by half of all the images in one epoch, so
+    # from the second epoch on (the first sets the best) every epoch counts as no gain.
+    config = _tiny(data_dir, epochs=3, schedule="plateau", lr_patience=0, gamma=0.5, lr=1e-3)
+    run = train(dataclasses.replace(config, lr_min_delta=0.5), tmp_path, verbose=0)
+    assert run.history["lr"].tolist() == pytest.approx([1e-3, 1e-3, 5e-4])
+
+
 def test_early_stopping_stops_and_restores_the_best(data_dir, tmp_path):
     # The lr drops to almost nothing after the first epoch, so nothing improves afterwards.
     config = _tiny(data_dir, epochs=10, schedule="exponential", gamma=1e-12, early_stopping=2)

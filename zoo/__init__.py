@@ -26,7 +26,7 @@ __all__ = [*_REGISTRY_NAMES, "load"]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # TensorFlow turns its oneDNN CPU kernels on by itself only for some CPUs; on the others
-# measured (README, Speed) they train every zoo model faster: MLP 1.3x, basic_cnn 1.6x, VGG-A
+# measured (docs/speed.md) they train every zoo model faster: MLP 1.3x, basic_cnn 1.6x, VGG-A
 # 3.8x. TensorFlow reads the switch once, when it loads, so it is set before anything imports
 # TensorFlow; an explicit TF_ENABLE_ONEDNN_OPTS=0 keeps it off. GPU kernels are unaffected.
 _TF_WAS_LOADED = "tensorflow" in sys.modules

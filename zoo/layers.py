@@ -49,7 +49,7 @@ class BatchNormalization(layers.BatchNormalization):
 
     Keras 3 normalizes on TensorFlow with separate moment, normalization and gradient ops;
     TensorFlow's fused kernel (oneDNN on CPU, cuDNN on GPU) does it in one, which trained
-    VGG-A-BN twice as fast on the measured CPU (README, Speed). Same weights, same moving
+    VGG-A-BN twice as fast on the measured CPU (docs/speed.md). Same weights, same moving
     statistics (the biased batch variance, as Keras keeps them) and the same outputs within
     float tolerance; any case the kernel does not cover (another backend, a mask, an axis
     other than the last, synchronized or renormalized BN, a TensorFlow without the op, see
@@ -113,7 +113,7 @@ class WeightDecay(keras.regularizers.Regularizer):
     `keras.regularizers.L2` is a square, a sum and, in the backward pass, a broadcast and two
     multiplies, each a pass over the kernel; TensorFlow's `l2_loss` is one pass forward and its
     gradient one multiply: 5-8 % faster training of the S2 MLP, whose 784,000-weight kernel is
-    most of its memory traffic (README, Speed). Other backends get the same value from
+    most of its memory traffic (docs/speed.md). Other backends get the same value from
     `keras.ops`.
     """
 

@@ -40,6 +40,7 @@ _RANGES: tuple[tuple[str, float, float | None, bool], ...] = (
     ("step_size", 1, None, False),
     ("gamma", 0, None, True),
     ("lr_patience", 0, None, False),
+    ("lr_min_delta", 0, 1, False),
     ("min_lr", 0, None, False),
     ("warmup", 0, 1, False),
     ("label_smoothing", 0, 1, False),
@@ -79,6 +80,9 @@ class RunConfig:
         gamma: Decay factor of `step`, `multistep`, `exponential` and `plateau`.
         milestones: Epochs at which `multistep` decays.
         lr_patience: Epochs without val-accuracy gain before `plateau` decays.
+        lr_min_delta: The smallest rise of val accuracy that counts as a gain for `plateau`
+            (Keras's `min_delta`, 1e-4 by default): a rise within the validation split's own
+            sampling noise is no gain.
         min_lr: Floor of `cosine` and `plateau`, the last step's rate of `warmup_linear`.
         warmup: Fraction of the steps `warmup_linear` warms up over, from a fifth of `lr`.
         tta: Test-time augmentation of the test accuracy reported as `test_tta`, beside the
@@ -144,6 +148,7 @@ class RunConfig:
     gamma: float = 0.1
     milestones: tuple[int, ...] = ()
     lr_patience: int = 3
+    lr_min_delta: float = 1e-4
     min_lr: float = 0.0
     warmup: float = 0.0
     tta: Literal[0, 1, 2] = 0

@@ -40,6 +40,7 @@ FLAGS: dict[str, tuple[type, str]] = {
     "step_size": (int, "epochs between decays of step and halving"),
     "gamma": (float, "decay factor of step, multistep, exponential and plateau"),
     "lr_patience": (int, "epochs without gain before plateau decays"),
+    "lr_min_delta": (float, "smallest rise of val accuracy that plateau counts as a gain"),
     "min_lr": (float, "floor of cosine and plateau, end of warmup_linear"),
     "warmup": (float, "fraction of the steps warmup_linear warms up over"),
     "tta": (int, "test-time augmentation, reported beside test accuracy: 0, 1 (mirror), 2"),

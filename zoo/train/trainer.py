@@ -300,6 +300,7 @@ def _callbacks(
                 monitor,
                 factor=config.gamma,
                 patience=config.lr_patience,
+                min_delta=config.lr_min_delta,
                 mode="max",
                 min_lr=config.min_lr,
             )  # fmt: skip

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from reports import figures
 from reports.runs import gather
-from reports.tables import ablation_table, accuracy_table, write_table
+from reports.tables import ablation_table, accuracy_table, display, write_table
 from zoo import runs as zoo_runs
 from zoo.files import save_figure, write_csv, write_text
 from zoo.runs import find_runs
@@ -193,7 +193,7 @@ def _index(tables: dict[str, pd.DataFrame], sections: list[str], skipped: list) 
     body = ["<h1>Report</h1>"]
     for name, table in tables.items():
         body.append(f"<h2>{name} table</h2>")
-        body.append(table.to_html(index=name == "ablation", float_format="%.4f", na_rep=""))
+        body.append(display(table).to_html(index=name == "ablation", na_rep="", border=0))
     if skipped:
         body.append("<h2>skipped</h2><ul>")
         body += [f"<li>{html.escape(p)}: {html.escape(r)}</li>" for p, r in skipped]

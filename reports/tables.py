@@ -55,7 +55,8 @@ def ablation_table(
     if "settings" in frame:
         frame["variant"] = _tell_apart(frame, rows)
     cells = frame.groupby([rows, "variant"])[value].agg(["mean", "std", "count"])
-    text = cells.apply(_cell, axis=1).unstack("variant").fillna("")
+    percent = value.endswith("accuracy")
+    text = cells.apply(_cell, axis=1, percent=percent).unstack("variant").fillna("")
     order = ["baseline"] + sorted(c for c in text.columns if c != "baseline")
     return text[[c for c in order if c in text.columns]]
 
@@ -96,10 +97,36 @@ def _drop(label: str, toggle: str) -> str:
     return "+".join(parts) or "baseline"
 
 
-def _cell(stats: pd.Series) -> str:
+def _cell(stats: pd.Series, percent: bool = False) -> str:
+    """`mean ± std (n)`: accuracies in % with one decimal, the std in points; losses as they are."""
+    if not np.isfinite(stats["mean"]):
+        return "–"
+    if percent:
+        mean, std = f"{stats['mean']:.1%}", f"{stats['std'] * 100:.1f}"
+    else:
+        mean, std = f"{stats['mean']:.4f}", f"{stats['std']:.4f}"
     if stats["count"] > 1 and np.isfinite(stats["std"]):
-        return f"{stats['mean']:.4f} ± {stats['std']:.4f} ({int(stats['count'])})"
-    return f"{stats['mean']:.4f}" if np.isfinite(stats["mean"]) else "–"
+        return f"{mean} ± {std} ({int(stats['count'])})"
+    return mean
+
+
+def display(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as a reader sees it: accuracies in % with one decimal, counts with thousands
+    separators, seconds with one decimal, and nothing where a value is missing."""
+    shown = table.copy()
+    for column in shown.columns:
+        values = shown[column]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            shown[column] = values.map(lambda v: "" if v is None or v is np.nan else v)
+            continue
+        if "acc." in str(column):
+            form = "{:.1%}".format
+        elif pd.api.types.is_integer_dtype(values) or column in ("params", "images/s"):
+            form = "{:,.0f}".format
+        else:
+            form = "{:,.1f}".format
+        shown[column] = values.map(lambda v, f=form: "" if pd.isna(v) else f(v))
+    return shown
 
 
 def to_markdown(table: pd.DataFrame, index: bool = False) -> str:
@@ -125,8 +152,9 @@ def write_table(table: pd.DataFrame, out: Path, name: str, index: bool = False) 
     """Writes `name`.md, .csv, .tex and .html into `out`; returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.{ext}" for ext in ("md", "csv", "tex", "html")]
-    write_text(paths[0], to_markdown(table, index))
+    shown = display(table)
+    write_text(paths[0], to_markdown(shown, index))
     write_csv(paths[1], table, index=index)
-    write_text(paths[2], table.to_latex(index=index, float_format="%.4f", na_rep=""))
-    write_text(paths[3], table.to_html(index=index, float_format="%.4f", na_rep="", border=0))
+    write_text(paths[2], shown.to_latex(index=index, na_rep=""))
+    write_text(paths[3], shown.to_html(index=index, na_rep="", border=0))
     return paths

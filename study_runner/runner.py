@@ -312,7 +312,7 @@ def search_table(
         rows.append({
             "study (test)": f"{reported:.2%}",
             "ours (val)": "not run" if mine is None else f"{mine:.2%}",
-            "difference": "" if mine is None else f"{mine - reported:+.2%}",
+            "difference": "" if mine is None else f"{(mine - reported) * 100:+.2f} points",
             "": ", ".join(notes),
         })  # fmt: skip
     index = [", ".join(f"{k} {v:g}" for k, v in zip(search.keys, p, strict=True))

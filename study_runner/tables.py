@@ -83,7 +83,7 @@ def _text(cell: pd.Series, reference: tuple[str, Difference] | None, timed: bool
     if timed and not math.isnan(cell["minutes"]):
         parts.append(f"{cell['minutes']:.1f} min a run")
     if not math.isnan(cell["study"] or math.nan):
-        parts.append(f"study {cell['study']:.2%} ({cell['difference']:+.2%})")
+        parts.append(f"study {cell['study']:.2%} ({cell['difference'] * 100:+.2f} points)")
     if reference is not None:
         name, diff = reference
         shown = f"{diff.mean * 100:+.2f}"

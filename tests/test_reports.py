@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -68,9 +69,28 @@ def test_accuracy_table_rows_are_the_runs_metrics(report, runs):
     assert sorted(table["model"].unique()) == ["basic_cnn", "lenet", "mlp_mnist"]
     for ext in ("md", "tex", "html"):
         text = (report.out / f"accuracy.{ext}").read_text()
-        assert "lenet" in text and f"{table['test acc.'].iloc[0]:.4f}" in text
+        assert "lenet" in text and f"{table['test acc.'].iloc[0]:.1%}" in text
     assert (report.out / "accuracy.md").read_text().startswith("| model | variant |")
     assert "\\begin{tabular}" in (report.out / "accuracy.tex").read_text()
+
+
+def _html_cells(page: Path) -> list[str]:
+    text = page.read_text()
+    return [
+        re.sub(r"<[^>]+>", "", c).strip()
+        for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", text, re.S)
+    ]
+
+
+def test_no_html_page_shows_none_nan_a_dict_or_a_raw_fraction(report):
+    pages = sorted(report.out.rglob("*.html"))
+    assert {p.name for p in pages} >= {"accuracy.html", "ablation.html", "index.html"}
+    for page in pages:
+        for cell in _html_cells(page):
+            assert cell not in ("None", "nan", "NaN", "null"), f"{page.name}: {cell!r}"
+            assert not re.match(r"[{\[]'", cell), f"{page.name}: dict-shaped {cell!r}"
+            # Accuracies are shown in %, not as fractions such as 0.9836.
+            assert not re.fullmatch(r"0\.\d{4}", cell), f"{page.name}: raw fraction {cell!r}"
 
 
 def test_study_figure_beside_ours(report):
@@ -95,10 +115,10 @@ def test_ablation_pivot_has_mean_and_std_over_seeds(report):
     seeds = report.runs[report.runs["variant"] == "hidden=32"]["test_accuracy"]
     assert len(seeds) == 2
     cell = pivot.loc["mlp_mnist", "hidden=32"]
-    assert cell == f"{seeds.mean():.4f} ± {seeds.std():.4f} (2)"
+    assert cell == f"{seeds.mean():.1%} ± {seeds.std() * 100:.1f} (2)"  # the std in points
     assert (
         pivot.loc["lenet", "baseline"]
-        == f"{report.runs.set_index('model').loc['lenet', 'test_accuracy']:.4f}"
+        == f"{report.runs.set_index('model').loc['lenet', 'test_accuracy']:.1%}"
     )
     assert pd.isna(pivot.loc["lenet", "hidden=32"])
 

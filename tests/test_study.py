@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def test_cells_have_intervals_and_a_row_compares_with_its_first_cell():
     assert frame.loc["short", "+norm"].endswith(": undecided (about 64 seeds would decide it)")
     assert "vs short baseline +15.00 [+10.47, +19.53]" in frame.loc["short", "+all"]
     assert "undecided" not in frame.loc["short", "+all"]
-    assert frame.loc["long", "baseline"].startswith("20.00%; study 14.07% (+5.93%)")
+    assert frame.loc["long", "baseline"].startswith("20.00%; study 14.07% (+5.93 points)")
     assert frame.loc["mid", "+dropout"] == ""  # no such run in S3
     assert frame.loc["short", "+decay"] == "not run"
     assert "budget cpu" in frame.attrs["title"]
@@ -175,6 +176,9 @@ def test_a_study_end_to_end_killed_midway_and_continued(data_dir, tmp_path, monk
     chosen = grid.loc["lr 0.1, hidden 1000, weight_decay 0.001"]
     assert chosen["study (test)"] == "95.95%" and "the study's choice" in chosen.iloc[-1]
     assert (tmp_path / "S2-smoke" / "searches" / "mlp_mnist-grid" / "trials.csv").is_file()
+    for page in report.rglob("*.html"):  # what a reader sees: no None, nan or dict
+        shown = re.sub(r"<[^>]+>", " ", page.read_text())
+        assert not re.search(r"\b(None|nan|NaN)\b|\{'", shown), page
     gamma = pd.read_csv(report / "search-mlp_mnist_gamma.csv", index_col=0)
     assert list(gamma.index) == ["gamma 1", "gamma 0.5", "gamma 0.1", "gamma 0.05"]
     assert "search mlp_mnist_gamma: 2 of 4 points" in text

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo.cli import Parser, parse_count, parse_set, positive_int
+from zoo.cli import Parser, parse_count, parse_set, positive_int, show_progress
 
 
 def _parser() -> Parser:
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    show_progress(getattr(args, "quiet", False))
     try:
         return _main(parser, args)
     except KeyboardInterrupt as stop:

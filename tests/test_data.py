@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -322,6 +323,35 @@ def test_image_folder_tree_of_pngs(cifar, tmp_path):
     np.testing.assert_array_equal(
         arrays.x_train[0], cifar.x_train[np.flatnonzero(cifar.y_train == 0)[0]]
     )
+
+
+def test_a_first_decode_prints_its_progress_through_the_commands(
+    cifar, tmp_path, monkeypatch, capsys
+):
+    import logging
+
+    from zoo.cli import show_progress
+    from zoo.data.formats import images
+
+    root = _small_image_tree(cifar, tmp_path)
+    monkeypatch.setattr(images, "PROGRESS_FROM", 10)  # 30 training images count as many
+    logger = logging.getLogger("zoo")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        logger.handlers = []
+        show_progress(quiet=True)  # --quiet: nothing
+        assert not logger.handlers
+        show_progress()
+        show_progress()  # once per process, however many commands it runs
+        assert len(logger.handlers) == 1
+        zdata.read("cifar10", data_dir=root)
+        lines = capsys.readouterr().err.splitlines()
+        folder = root / "cifar10"
+        assert lines[0] == f"zoo: decoding 30 train images of {folder} (once: the cache keeps them)"
+        assert re.fullmatch(r"zoo: decoded 30 images in \d+\.\d s", lines[1])
+        assert lines[2].startswith("zoo: decoding 30 test images")
+    finally:
+        logger.handlers, logger.level = handlers, level
 
 
 def test_corrupt_image_is_named(cifar, tmp_path):

@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from tuning import OBJECTIVES, TUNERS
-from zoo.cli import Parser, parse_count, parse_set, positive_int
+from zoo.cli import Parser, parse_count, parse_set, positive_int, show_progress
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the search CLI; returns the exit status (2 on misuse, with one line)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    show_progress(args.quiet)
     import zoo
     from tuning.spaces import get_space
 

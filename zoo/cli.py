@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -82,3 +83,25 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
+
+
+def show_progress(quiet: bool = False) -> None:
+    """Prints the zoo's progress lines (a first extraction or decode of a dataset, which take
+    tens of seconds) to stderr, unless `quiet`. Library callers see them only if they configure
+    logging themselves."""
+    logger = logging.getLogger("zoo")
+    if quiet or any(getattr(h, "_zoo", False) for h in logger.handlers):
+        return
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter("zoo: %(message)s"))
+    handler._zoo = True  # one handler however many commands a process runs (the tests)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler on whatever sys.stderr is when a line is written, not when it was made."""
+
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102
+        self.stream = sys.stderr
+        super().emit(record)

@@ -6,7 +6,7 @@ import dataclasses
 import sys
 from typing import TYPE_CHECKING
 
-from zoo.cli import Parser, positive_int
+from zoo.cli import Parser, positive_int, show_progress
 
 if TYPE_CHECKING:
     pass
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    show_progress()
     import zoo
     from zoo import registry
 

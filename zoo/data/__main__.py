@@ -10,7 +10,7 @@ import tempfile
 import time
 
 import zoo.data as zdata
-from zoo.cli import Parser, positive_int
+from zoo.cli import Parser, positive_int, show_progress
 
 
 def bench(args: argparse.Namespace) -> None:
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the data CLI; exit status 2 on misuse or data errors, with one line."""
     parser = _parser()
     args = parser.parse_args(argv)
+    show_progress()
     import zoo
 
     zoo.load()

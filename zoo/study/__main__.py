@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from zoo.cli import Parser, positive_int
+from zoo.cli import Parser, positive_int, show_progress
 
 
 def _parser() -> Parser:
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the study CLI; 2 on misuse or a fault (one line), 130 on Ctrl-C."""
     parser = _parser()
     args = parser.parse_args(argv)
+    show_progress(args.quiet)
     import logging
 
     import zoo

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.cli import Parser, parse_count, parse_set
+from zoo.cli import Parser, parse_count, parse_set, show_progress
 
 if TYPE_CHECKING:
     from zoo.recipes import RunConfig
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    show_progress(args.quiet)
     if args.resume and _settings_given(args):
         parser.error(
             f"--resume continues {args.resume} with its own settings; "

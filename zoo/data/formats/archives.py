@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -13,6 +15,10 @@ from zoo import files
 from zoo.data.formats.base import ARCHIVE_SUFFIXES, DataError
 
 # --- Archives -----------------------------------------------------------------------------------
+
+
+# The first run on a dataset spends tens of seconds here; the commands show these lines.
+log = logging.getLogger("zoo.data")
 
 
 def is_archive(path: Path) -> bool:
@@ -44,12 +50,15 @@ def extract(archive: Path, cache_dir: Path) -> Path:
         for stale in cache_dir.glob(f".{target.name}.*.partial"):  # from a killed extraction
             shutil.rmtree(stale, ignore_errors=True)
         tmp = cache_dir / f".{target.name}.{os.getpid()}.partial"
+        log.info("extracting %s into %s (once: later runs reuse it)", archive.name, cache_dir)
+        start = time.perf_counter()
         try:
             if archive.name.lower().endswith(".zip"):
                 _extract_zip(archive, tmp)
             else:
                 _extract_tar(archive, tmp)
             tmp.rename(target)
+            log.info("extracted %s in %.1f s", archive.name, time.perf_counter() - start)
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
             raise DataError(f"{archive}: cannot extract ({err}).") from err
         finally:

@@ -3,7 +3,9 @@ listed, then decoded in parallel (or in chunks, to stream from disk)."""
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,11 @@ import tensorflow as tf
 from zoo.data.formats.base import IMAGE_SUFFIXES, Arrays, DataError, Listing, Reader, require
 
 # --- Image folders and Tiny ImageNet -----------------------------------------------------------
+
+
+# A first decode of a large tree takes tens of seconds: the commands show its progress.
+log = logging.getLogger("zoo.data")
+PROGRESS_FROM = 2048  # images; smaller trees decode in a blink
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -104,8 +111,9 @@ def _decoded_listing(listing: Listing, channels: int, source: str) -> Arrays:
     return Arrays(*splits["train"], *splits["test"], listing.class_names, source)
 
 
-def decode_images(paths: list[Path], channels: int) -> np.ndarray:
-    """Decodes image files in parallel into one `(N, H, W, channels)` uint8 array.
+def decode_images(paths: list[Path], channels: int, progress: bool = True) -> np.ndarray:
+    """Decodes image files in parallel into one `(N, H, W, channels)` uint8 array, logging its
+    progress to the `zoo.data` logger when there are many (`progress=False`: never).
 
     Raises:
         DataError: Naming the first file that cannot be decoded or differs in size.
@@ -122,11 +130,19 @@ def decode_images(paths: list[Path], channels: int) -> np.ndarray:
         deterministic=True,
     ).batch(2048)
     out = np.empty((len(paths), *shape), np.uint8)
-    start = 0
+    start, began, shown = 0, time.perf_counter(), time.perf_counter()
+    loud = progress and len(paths) >= PROGRESS_FROM
+    if loud:
+        log.info("decoding %s images from %s", f"{len(paths):,}", paths[0].parent.parent)
     try:
         for batch in images.as_numpy_iterator():
             out[start : start + len(batch)] = batch
             start += len(batch)
+            if loud and time.perf_counter() - shown > 5:
+                shown = time.perf_counter()
+                log.info("decoded %s of %s images", f"{start:,}", f"{len(paths):,}")
+        if loud:
+            log.info("decoded %s images in %.1f s", f"{start:,}", time.perf_counter() - began)
     except (tf.errors.OpError, ValueError):
         for path in paths:  # slow path, only to name the culprit
             image = _decode_one(path, channels)
@@ -175,18 +191,29 @@ class _TreeReader(Reader):
         listing = self.listing(folder)
         for split, (paths, labels) in listing.splits.items():
             np.save(target / f"y_{split}.npy", labels)
-            first = decode_images(paths[:1], shape[-1])
+            first = decode_images(paths[:1], shape[-1], False)
             out = np.lib.format.open_memmap(
                 target / f"x_{split}.npy", "w+", np.uint8, (len(paths), *first.shape[1:])
             )
+            loud, began, shown = len(paths) >= PROGRESS_FROM, time.perf_counter(), 0.0
+            if loud:
+                log.info("decoding %s %s images of %s (once: the cache keeps them)",
+                         f"{len(paths):,}", split, folder)  # fmt: skip
             for start in range(0, len(paths), self.CHUNK):
-                chunk = decode_images(paths[start : start + self.CHUNK], shape[-1])
+                if loud and start and time.perf_counter() - max(shown, began) > 5:
+                    shown = time.perf_counter()
+                    log.info("decoded %s of %s", f"{start:,}", f"{len(paths):,}")
+                chunk = decode_images(paths[start : start + self.CHUNK], shape[-1], False)
                 if chunk.shape[1:] != first.shape[1:]:
                     raise DataError(
                         f"{paths[start]}: images from here on are {chunk.shape[1:]}, expected "
                         f"{first.shape[1:]} like {paths[0].name}."
                     )
                 out[start : start + len(chunk)] = chunk
+            if loud:
+                log.info(
+                    "decoded %s images in %.1f s", f"{len(paths):,}", time.perf_counter() - began
+                )
             out.flush()
             del out
         return listing.class_names

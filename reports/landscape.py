@@ -96,8 +96,10 @@ def study_landscape(
     from zoo.train import train
 
     out = Path(out)
-    # The band is over every step's own loss, so one step per call.
-    base = recipe(model, epochs=epochs, early_stopping=0, **{**settings, "steps_per_execution": 1})
+    # The band is over every step's own loss, so one step per call; the test set, which the
+    # figure does not use, is not evaluated (it was most of a short band run's time).
+    base = recipe(model, epochs=epochs, early_stopping=0,
+                  **{**settings, "steps_per_execution": 1, "evaluate_test": False})  # fmt: skip
     ablation = "+".join(toggle_label(k, v) for k, v in sorted(compare.items()))
     if not ablation:
         raise ValueError("compare needs at least one toggle, e.g. {'bn': True}.")

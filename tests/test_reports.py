@@ -295,6 +295,8 @@ def test_study_landscape_trains_once_and_draws_both_bands(data_dir, tmp_path, ca
         assert sorted(c["lr"] for c in configs) == [0.01, 0.1]
         assert all(c["model_kwargs"].get("bn", False) == (name == "bn") for c in configs)
         assert all(c["early_stopping"] == 0 and c["epochs"] == 2 for c in configs)
+        # The figure reads the steps only: the test set is not evaluated.
+        assert all("test" not in json.loads((p / "metrics.json").read_text()) for p in paths)
         bands = pd.read_csv(tmp_path / "bands.csv")
         np.testing.assert_allclose(bands[f"mlp_mnist {name} min"], losses.min(axis=0))
         np.testing.assert_allclose(bands[f"mlp_mnist {name} max"], losses.max(axis=0))

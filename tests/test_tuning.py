@@ -240,7 +240,7 @@ def test_other_tuners(tuner, data_dir, tmp_path):
 def test_executions_isolation_and_train_best(data_dir, tmp_path):
     result = tuning.run_search(
         "mlp_mnist_gamma", tmp_path, tuner="random", max_trials=1, epochs=1, subset=5,
-        executions_per_trial=2, isolate=True, train_best=True, best_epochs=1,
+        executions_per_trial=2, isolate=True, train_best=True, best_epochs=1, test_subset=3,
         data_dir=str(data_dir), fixed={"gamma": 0.5}, verbose=False,
     )  # fmt: skip
     (row,) = result.trials.to_dict("records")
@@ -257,6 +257,7 @@ def test_executions_isolation_and_train_best(data_dir, tmp_path):
     retrained = json.loads((result.path / "best.json").read_text())["retrained"]
     config = json.loads((Path(retrained["run"]) / "config.json").read_text())["config"]
     assert config["subset"] is None and config["gamma"] == 0.5 and config["epochs"] == 1
+    assert config["test_subset"] == 3  # 3 test images per class scored, not 10,000
     assert 0 < retrained["test"]["accuracy"] <= 1
 
 

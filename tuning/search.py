@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train-best", action="store_true",
                    help="retrain the best configuration on all of train, then test it")  # fmt: skip
     p.add_argument("--best-epochs", type=positive_int, help="epochs of that retraining")
+    p.add_argument("--test-subset", type=parse_count,
+                   help="fraction or images per class of test that retraining is scored on "
+                        "(trials never see test)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             executions_per_trial=args.executions_per_trial, data_dir=args.data_dir,
             seed=args.seed, precision=args.precision, fixed=parse_set(args.set),
             isolate=args.isolate, overwrite=args.overwrite, train_best=args.train_best,
-            best_epochs=args.best_epochs, verbose=not args.quiet,
+            best_epochs=args.best_epochs, test_subset=args.test_subset, verbose=not args.quiet,
         )  # fmt: skip
     except KeyboardInterrupt:
         parser.exit(130, f"{parser.prog}: interrupted; the same command continues the search\n")

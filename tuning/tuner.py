@@ -239,6 +239,7 @@ def run_search(
     overwrite: bool = False,
     train_best: bool = False,
     best_epochs: int | None = None,
+    test_subset: float | int | None = None,
     verbose: bool = True,
 ) -> Search:
     """Searches a space into `out/<space>-<tuner>`, continuing the project if it exists.
@@ -267,6 +268,8 @@ def run_search(
         train_best: Afterwards, retrain the best configuration on all of train through
             `zoo.train` (into `<project>/best`) and record its test accuracy in best.json.
         best_epochs: Epochs of that retraining; None: the space's own.
+        test_subset: Fraction or per-class count of test that retraining is scored on; None:
+            all of it. Trials never evaluate on test.
         verbose: Print Keras Tuner's progress and a summary.
 
     Returns:
@@ -321,7 +324,7 @@ def run_search(
         config = hypermodel.space(held(best["hyperparameters"]))
         config = dataclasses.replace(
             config, seed=seed, data_dir=data_dir, subset=None, precision=precision,
-            epochs=best_epochs or recipe(config.model).epochs,
+            epochs=best_epochs or recipe(config.model).epochs, test_subset=test_subset,
         )  # fmt: skip
         run = train(config, project / "best", verbose=None if verbose else 0)
         best["retrained"] = {"run": str(run.path), **{k: run.metrics.get(k) for k in

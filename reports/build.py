@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -177,16 +179,34 @@ def _save_all(drawn: dict[str, Figure], folder: Path, formats: tuple[str, ...]) 
 def _section(title: str, run: pd.Series | None, pngs: list[Path], out: Path) -> str:
     parts = [f"<h3>{html.escape(title)}</h3>"]
     if run is not None:
-        facts = {k: run[k] for k in ("run", "dataset", "optimizer", "lr", "schedule", "epochs_run",
-                                     "train_accuracy", "val_accuracy", "test_accuracy",
-                                     "stop_reason", "toggles")}  # fmt: skip
-        parts.append("<p>" + ", ".join(f"{k}: {html.escape(str(v))}" for k, v in facts.items()))
+        parts.append("<p>" + html.escape(", ".join(_facts(run))) + "</p>")
     for png in pngs:
         data = base64.b64encode(png.read_bytes()).decode()
         name = html.escape(str(png.relative_to(out)))
         parts.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}">'
                      f"<figcaption>{name}</figcaption></figure>")  # fmt: skip
     return "\n".join(parts)
+
+
+def _facts(run: pd.Series) -> list[str]:
+    """A run's settings and scores as a reader wants them: accuracies in %, toggles as k=v,
+    nothing for what the run does not have (no validation split, no test score)."""
+    facts = [f"{run[k]}" for k in ("run", "dataset") if _shown(run.get(k))]
+    facts += [f"{k} {run[k]:g}" if k == "lr" else f"{k} {run[k]}"
+              for k in ("optimizer", "lr", "schedule") if _shown(run.get(k))]  # fmt: skip
+    if _shown(run.get("epochs_run")):
+        facts.append(f"{int(run['epochs_run'])} epochs")
+    facts += [f"{split} {run[f'{split}_accuracy']:.1%}" for split in ("train", "val", "test")
+              if _shown(run.get(f"{split}_accuracy"))]  # fmt: skip
+    if _shown(run.get("stop_reason")):
+        facts.append(f"stopped: {run['stop_reason']}")
+    toggles = json.loads(run["toggles"]) if _shown(run.get("toggles")) else {}
+    facts += [f"{k}={v}" for k, v in sorted(toggles.items())]
+    return facts
+
+
+def _shown(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def _index(tables: dict[str, pd.DataFrame], sections: list[str], skipped: list) -> str:

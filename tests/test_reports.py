@@ -91,6 +91,8 @@ def test_no_html_page_shows_none_nan_a_dict_or_a_raw_fraction(report):
             assert not re.match(r"[{\[]'", cell), f"{page.name}: dict-shaped {cell!r}"
             # Accuracies are shown in %, not as fractions such as 0.9836.
             assert not re.fullmatch(r"0\.\d{4}", cell), f"{page.name}: raw fraction {cell!r}"
+        text = re.sub(r"<[^>]+>", " ", page.read_text())  # tags and embedded images out
+        assert not re.search(r"\b(None|nan|NaN|null)\b|\{['\"]", text), page.name
 
 
 def test_study_figure_beside_ours(report):

@@ -74,7 +74,7 @@ def build(
         raise FileNotFoundError(f"No readable run in {', '.join(map(repr, patterns))}.")
     # A run whose history, steps or model cannot be read is left out and listed, whatever the
     # reason (garbage CSV, a truncated or foreign best.keras, one safe_mode refuses).
-    drawn_runs, histories = {}, {}
+    drawn_runs, histories, datasets = {}, {}, {}
     for index, run in runs.iterrows():
         path = Path(run["path"])
         label = f"{run['model']} {run['variant']} seed {run['seed']}"
@@ -86,6 +86,7 @@ def build(
             continue
         if len(history):
             histories[f"{run['run']} ({run['variant']})"] = history
+            datasets[f"{run['run']} ({run['variant']})"] = run["dataset"]
     runs = runs.loc[list(drawn_runs)].reset_index(drop=True)
     if runs.empty:
         raise FileNotFoundError(f"No readable run in {', '.join(map(repr, patterns))}.")
@@ -113,8 +114,8 @@ def build(
         held = any("val_accuracy" in history for history in histories.values())
         accuracy = "val_accuracy" if held else "accuracy"
         overlays = {
-            f"overlay_{accuracy}": figures.overlay(histories, accuracy),
-            "overlay_loss": figures.overlay(histories, "loss"),
+            f"overlay_{accuracy}": figures.overlay(histories, accuracy, datasets),
+            "overlay_loss": figures.overlay(histories, "loss", datasets),
         }
         saved = _save_all(overlays, out, formats)
         files += saved

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def curves(history: pd.DataFrame, steps: pd.DataFrame | None = None, title: str = "") -> Figure:
@@ -23,6 +24,7 @@ def curves(history: pd.DataFrame, steps: pd.DataFrame | None = None, title: str 
         if f"val_{metric}" in history:
             ax.plot(epochs, history[f"val_{metric}"], "s-", label=f"val {metric}")
         ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
         ax.grid(alpha=0.3)
     if panels == 3:
@@ -35,16 +37,29 @@ def curves(history: pd.DataFrame, steps: pd.DataFrame | None = None, title: str 
     return fig
 
 
-def overlay(histories: dict[str, pd.DataFrame], metric: str = "val_accuracy") -> Figure:
-    """One metric per epoch for several runs on one axes, labelled by run."""
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
-    ax = fig.subplots()
-    for label, history in histories.items():
-        if metric in history:
-            ax.plot(history["epoch"] + 1, history[metric], marker=".", label=label)
-    ax.set(xlabel="epoch", ylabel=metric.replace("_", " "), title=f"{metric} by run")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+def overlay(
+    histories: dict[str, pd.DataFrame],
+    metric: str = "val_accuracy",
+    datasets: dict[str, str] | None = None,
+) -> Figure:
+    """One metric per epoch for several runs, labelled by run: one axes per dataset (`datasets`
+    maps a run's label to its dataset), since MNIST's and CIFAR's curves share no scale."""
+    groups: dict[str, list[str]] = {}
+    for label in histories:
+        groups.setdefault((datasets or {}).get(label, ""), []).append(label)
+    fig = Figure(figsize=(7, 4.5 * len(groups)), layout="constrained")
+    for ax, (dataset, labels) in zip(
+        fig.subplots(len(groups), 1, squeeze=False)[:, 0], groups.items(), strict=True
+    ):
+        for label in labels:
+            history = histories[label]
+            if metric in history:
+                ax.plot(history["epoch"] + 1, history[metric], marker=".", label=label)
+        title = f"{metric} by run" + (f", {dataset}" if dataset else "")
+        ax.set(xlabel="epoch", ylabel=metric.replace("_", " "), title=title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole, from 1
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
     return fig
 
 

@@ -95,6 +95,20 @@ def test_no_html_page_shows_none_nan_a_dict_or_a_raw_fraction(report):
         assert not re.search(r"\b(None|nan|NaN|null)\b|\{['\"]", text), page.name
 
 
+def test_overlays_draw_one_axes_per_dataset_with_whole_epochs():
+    from reports import figures
+
+    history = pd.DataFrame({"epoch": [0, 1, 2], "val_accuracy": [0.5, 0.6, 0.7]})
+    runs = {"a": history, "b": history, "c": history}
+    fig = figures.overlay(runs, datasets={"a": "mnist", "b": "cifar10", "c": "mnist"})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["val_accuracy by run, mnist", "val_accuracy by run, cifar10"]
+    assert [len(ax.get_lines()) for ax in fig.axes] == [2, 1]
+    ticks = fig.axes[0].get_xticks()
+    assert all(float(t).is_integer() for t in ticks)  # epochs 1, 2, 3: no 1.5
+    assert list(fig.axes[0].get_lines()[0].get_xdata()) == [1, 2, 3]
+
+
 def test_study_figure_beside_ours(report):
     runs = report.runs.set_index("model")
     assert runs.loc["lenet", "variant"] == "baseline"  # S2's recipe, shorter

@@ -6,6 +6,7 @@ Reading run folders and saving files are `reports.build`'s job; nothing here tou
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -43,23 +44,26 @@ def overlay(
     datasets: dict[str, str] | None = None,
 ) -> Figure:
     """One metric per epoch for several runs, labelled by run: one axes per dataset (`datasets`
-    maps a run's label to its dataset), since MNIST's and CIFAR's curves share no scale."""
+    maps a run's label to its dataset), since MNIST's and CIFAR's curves share no scale. The
+    legend sits under each axes, its long labels wrapped, so it never squeezes the plot."""
     groups: dict[str, list[str]] = {}
     for label in histories:
         groups.setdefault((datasets or {}).get(label, ""), []).append(label)
-    fig = Figure(figsize=(7, 4.5 * len(groups)), layout="constrained")
-    for ax, (dataset, labels) in zip(
-        fig.subplots(len(groups), 1, squeeze=False)[:, 0], groups.items(), strict=True
-    ):
+    wrapped = {label: textwrap.fill(label, 90) for label in histories}
+    legend_lines = [sum(wrapped[label].count("\n") + 1 for label in g) for g in groups.values()]
+    heights = [3.2 + 0.2 * lines for lines in legend_lines]
+    fig = Figure(figsize=(7.5, sum(heights)), layout="constrained")
+    axes = fig.subplots(len(groups), 1, squeeze=False, height_ratios=heights)[:, 0]
+    for ax, (dataset, labels) in zip(axes, groups.items(), strict=True):
         for label in labels:
             history = histories[label]
             if metric in history:
-                ax.plot(history["epoch"] + 1, history[metric], marker=".", label=label)
+                ax.plot(history["epoch"] + 1, history[metric], marker=".", label=wrapped[label])
         title = f"{metric} by run" + (f", {dataset}" if dataset else "")
         ax.set(xlabel="epoch", ylabel=metric.replace("_", " "), title=title)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole, from 1
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(0, -0.18), frameon=False)
     return fig
 
 

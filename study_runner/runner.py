@@ -202,11 +202,12 @@ def run_study(
     figures = landscape_figures(
         study, budget, folder, data_dir, verbose, draw=not only, precision=precision
     )
-    write_report(study, budget, folder, tables, cells, figures, judged)
-    # Each run's curves, confusion matrix and first-layer filters, as `python -m reports` draws.
+    # Each run's curves, confusion matrix and first-layer filters, as `python -m reports` draws,
+    # before the last write of the report, whose index links them.
     from reports.build import build as build_report
 
     build_report([str(folder / "runs")], folder / "report" / "runs", verbose=False)
+    write_report(study, budget, folder, tables, cells, figures, judged)
     if verbose:
         for verdict, text, evidence in summaries(judged):
             print(f"{study.name}: {verdict}: {text}")

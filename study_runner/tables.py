@@ -4,6 +4,7 @@ figure), the study's own layout of them, its verdicts, and the report they are w
 
 from __future__ import annotations
 
+import html
 import math
 import statistics
 from pathlib import Path
@@ -174,6 +175,50 @@ def write_report(
         relative = path.relative_to(report).as_posix()
         sections.append(f"## {caption} — budget {budget}\n\n![{caption}]({relative})\n")
     write_text(report / "README.md", "\n".join(sections))
+    write_text(report / "index.html", _index_html(study, budget, report, tables, figures, verdicts))
+
+
+_STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;vertical-align:top}img{max-width:100%}"
+    ".reproduced{color:#176117}.refuted{color:#a3161f}.undecided{color:#6b5600}"
+)
+
+
+def _index_html(
+    study: Study, budget: str, report: Path, tables: dict[str, pd.DataFrame],
+    figures: list[tuple[str, Path]], verdicts: pd.DataFrame | None,
+) -> str:  # fmt: skip
+    """One page that shows the verdicts and every table, and links every file and figure."""
+    e = html.escape
+    body = [f"<h1>{e(study.name)}: {e(study.title)}</h1>"]
+    links = [(f"{name}.csv", f"{name} (CSV)") for name in tables]
+    links += [("cells.csv", "every cell (CSV)")]
+    if verdicts is not None and not verdicts.empty:
+        links.append(("verdicts.csv", "verdicts (CSV)"))
+        body.append(f"<h2>The study's conclusions — budget {e(budget)}</h2><ul>")
+        for verdict, text, evidence in summaries(verdicts):
+            items = "".join(f"<li>{e(line)}</li>" for line in evidence)
+            body.append(
+                f"<li><b class='{e(verdict)}'>{e(verdict)}</b>: {e(text)}<ul>{items}</ul></li>"
+            )
+        body.append("</ul>")
+    for frame in tables.values():
+        body.append(f"<h2>{e(frame.attrs['title'])}</h2>")
+        body.append(frame.to_html(border=0, na_rep=""))
+    for caption, path in figures:
+        relative = e(path.relative_to(report).as_posix())
+        image = f"<img src='{relative}' alt='{e(caption)}'>"
+        body.append(f"<h2>{e(caption)}</h2><a href='{relative}'>{image}</a>")
+    if (report / "runs" / "index.html").is_file():
+        links.append(("runs/index.html", "every run: curves, confusion matrix, filters"))
+    body.append("<h2>Files</h2><ul>")
+    body += [f"<li><a href='{e(href)}'>{e(text)}</a></li>" for href, text in links]
+    body.append("</ul>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(study.name)} — {e(budget)}"
+        f"</title><style>{_STYLE}</style></head><body>{''.join(body)}</body></html>"
+    )
 
 
 def _verdicts_markdown(verdicts: pd.DataFrame, budget: str) -> str:

@@ -176,6 +176,9 @@ def test_a_study_end_to_end_killed_midway_and_continued(data_dir, tmp_path, monk
     chosen = grid.loc["lr 0.1, hidden 1000, weight_decay 0.001"]
     assert chosen["study (test)"] == "95.95%" and "the study's choice" in chosen.iloc[-1]
     assert (tmp_path / "S2-smoke" / "searches" / "mlp_mnist-grid" / "trials.csv").is_file()
+    index = (report / "index.html").read_text()  # one page that links every table and figure
+    assert all(f"href='{f}'" in index for f in ("s2.csv", "cells.csv", "runs/index.html"))
+    assert "<h2>S2: " in index and "<table" in index
     for page in report.rglob("*.html"):  # what a reader sees: no None, nan or dict
         shown = re.sub(r"<[^>]+>", " ", page.read_text())
         assert not re.search(r"\b(None|nan|NaN)\b|\{'", shown), page

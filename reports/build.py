@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from reports import figures
 from reports.runs import gather
-from reports.tables import ablation_table, accuracy_table, display, write_table
+from reports.tables import ablation_table, accuracy_table, display, html_page, write_table
 from zoo import runs as zoo_runs
 from zoo.files import save_figure, write_csv, write_text
 from zoo.runs import find_runs
@@ -221,9 +221,4 @@ def _index(tables: dict[str, pd.DataFrame], sections: list[str], skipped: list) 
         body.append("</ul>")
     body.append("<h2>figures</h2>")
     body += sections
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}")  # fmt: skip
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Report</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
-    )
+    return html_page("Report", "".join(body))

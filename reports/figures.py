@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 
 def curves(history: pd.DataFrame, steps: pd.DataFrame | None = None, title: str = "") -> Figure:
@@ -26,6 +26,8 @@ def curves(history: pd.DataFrame, steps: pd.DataFrame | None = None, title: str 
             ax.plot(epochs, history[f"val_{metric}"], "s-", label=f"val {metric}")
         ax.set(xlabel="epoch", ylabel=metric, title=metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if metric == "accuracy":  # in %, as the tables show it
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.legend()
         ax.grid(alpha=0.3)
     if panels == 3:
@@ -62,6 +64,8 @@ def overlay(
         title = f"{metric} by run" + (f", {dataset}" if dataset else "")
         ax.set(xlabel="epoch", ylabel=metric.replace("_", " "), title=title)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole, from 1
+        if "accuracy" in metric:
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(0, -0.18), frameon=False)
     return fig

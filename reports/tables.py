@@ -24,7 +24,7 @@ COLUMNS = {
     "test_accuracy": "test acc.",
     "study": "study",
     "study_test_accuracy": "study's test acc.",
-    "seconds": "train s",
+    "seconds": "training (s)",
     "images_per_second": "images/s",
     "run": "run",
 }
@@ -156,5 +156,22 @@ def write_table(table: pd.DataFrame, out: Path, name: str, index: bool = False) 
     write_text(paths[0], to_markdown(shown, index))
     write_csv(paths[1], table, index=index)
     write_text(paths[2], shown.to_latex(index=index, na_rep=""))
-    write_text(paths[3], shown.to_html(index=index, na_rep="", border=0))
+    write_text(paths[3], html_page(name, shown.to_html(index=index, na_rep="", border=0)))
     return paths
+
+
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:90em}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;vertical-align:top}img{max-width:100%}"
+    ".reproduced{color:#176117}.refuted{color:#a3161f}.undecided{color:#6b5600}"
+)
+
+
+def html_page(title: str, body: str) -> str:
+    """A whole HTML page with the reports' small stylesheet around `body`."""
+    import html
+
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>{body}</body></html>"
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from reports.tables import html_page
 from study_runner.stats import Difference, Estimate, compare, noise_floor
 from study_runner.verdicts import summaries
 from zoo.data.specs import DATASETS
@@ -168,21 +169,15 @@ def write_report(
     for name, frame in tables.items():
         write_csv(report / f"{name}.csv", frame)
         sections.append(f"## {frame.attrs['title']}\n\n{_markdown(frame)}\n")
-        write_text(report / f"{name}.html",
-                   f"<h2>{frame.attrs['title']}</h2>\n" + frame.to_html(border=0))  # fmt: skip
+        title = html.escape(frame.attrs["title"])
+        table = frame.to_html(border=0, na_rep="")
+        write_text(report / f"{name}.html", html_page(name, f"<h2>{title}</h2>\n{table}"))
     write_csv(report / "cells.csv", cells)
     for caption, path in figures:
         relative = path.relative_to(report).as_posix()
         sections.append(f"## {caption} — budget {budget}\n\n![{caption}]({relative})\n")
     write_text(report / "README.md", "\n".join(sections))
     write_text(report / "index.html", _index_html(study, budget, report, tables, figures, verdicts))
-
-
-_STYLE = (
-    "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}"
-    "td,th{border:1px solid #ccc;padding:2px 6px;vertical-align:top}img{max-width:100%}"
-    ".reproduced{color:#176117}.refuted{color:#a3161f}.undecided{color:#6b5600}"
-)
 
 
 def _index_html(
@@ -215,10 +210,7 @@ def _index_html(
     body.append("<h2>Files</h2><ul>")
     body += [f"<li><a href='{e(href)}'>{e(text)}</a></li>" for href, text in links]
     body.append("</ul>")
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(study.name)} — {e(budget)}"
-        f"</title><style>{_STYLE}</style></head><body>{''.join(body)}</body></html>"
-    )
+    return html_page(f"{study.name} — {budget}", "".join(body))
 
 
 def _verdicts_markdown(verdicts: pd.DataFrame, budget: str) -> str:

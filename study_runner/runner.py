@@ -39,14 +39,20 @@ from zoo.study.catalog import (
     get_study,
 )
 
-# FLOP/s of whole study runs on 2 CPU cores (3 x forward FLOPs per training image, 1 per image
-# evaluated, over the run's wall time), by what the CPU offers the run's precision. bfloat16 on
-# AMX: fitted to S1's quiet seed at cpu on a 2-core Xeon with AMX (its five runs took 1.17
-# times what 700 GFLOP/s predicts; per model from 0.84 for ImprovedCNN to 2.0 for VGG-A, whose
-# full-resolution early convs use the matrix units least). bfloat16 on AVX-512 BF16: zoo.bench's
-# 330-360 GFLOP/s training steps on a 2-core EPYC, less evaluation and input. float32: zoo.bench
-# on AVX2 and AVX-512 machines.
-CPU_FLOPS = {"amx": 600e9, "avx512_bf16": 250e9, "float32": 150e9}
+# A run's time on 2 CPU cores is modelled as its arithmetic, its memory traffic, its steps and a
+# fixed start, each counted per image: 3 x forward (FLOPs and activations) per training image,
+# 1 x per image evaluated. The AMX rates were fitted (least relative squares) to the wall time of
+# 45 runs of S0, S1, S3, S4 and S5 at cpu on a 2-core Xeon with AMX, 2026-12-07, many of them
+# sharing the cores: 1000 GFLOP/s, 3.0e9 activation values/s and 12 s a run, where the FLOPs
+# alone at 600 GFLOP/s had put S3's quarter-width nets 2.5 to 8 times under their time. The
+# fitted estimate of a run ran from 0.45 (VGG-A-BN) to 1.7 (S0's final net) times its measured
+# time, half of them within 0.8-1.1. bfloat16 on AVX-512 BF16 (no AMX) and float32 keep their
+# zoo.bench step rates (330-360 GFLOP/s less evaluation and input on a 2-core EPYC; float32 on
+# AVX2 and AVX-512 machines), which already include some of the traffic, so they may run high;
+# their traffic rate is assumed: AMX's for bfloat16, half of it for float32 (twice the bytes).
+CPU_FLOPS = {"amx": 1000e9, "avx512_bf16": 250e9, "float32": 150e9}
+ACTIVATIONS_PER_SECOND = {"amx": 3.0e9, "avx512_bf16": 3.0e9, "float32": 1.5e9}
+RUN_SECONDS = 12.0
 # What a training step costs beyond its arithmetic (the step's dispatch, the callbacks, the
 # input), which decides the small MNIST models' time: fitted to S2's runs (batch 32).
 STEP_SECONDS = 0.004
@@ -90,10 +96,11 @@ class StudyResult:
 def estimate_seconds(
     study: Study, budget: str, seeds: int = 1, only: list[str] | None = None
 ) -> float:
-    """Time to expect on 2 cores of this CPU, from each model's FLOPs and its image counts:
-    training (three forward passes' worth per image), each epoch's validation, and the final
-    evaluation of train, val and test, at the `CPU_FLOPS` rate of this CPU and the run's
-    precision; for every run (or those named in `only`) and seed, and every point of the
+    """Time to expect on 2 cores of this CPU, from each model's FLOPs and activations and its
+    image counts: training (three forward passes' worth per image), each epoch's validation, and
+    the final evaluation of train, val and test, at the `CPU_FLOPS` and
+    `ACTIVATIONS_PER_SECOND` rates of this CPU and the run's precision, plus each step's and
+    each run's fixed cost; for every run (or those named in `only`) and seed, and every point of the
     study's searches (not with `only`)."""
     runs = [run for run in study.runs if only is None or run.name in only]
     total = sum(_seconds(config(study, run, budget)) for run in runs) * seeds
@@ -109,7 +116,7 @@ def estimate_seconds(
 
 def _seconds(cfg: RunConfig) -> float:
     import zoo
-    from zoo.train import forward_flops
+    from zoo.train import forward_activations, forward_flops
 
     spec = DATASETS[cfg.home_dataset]
     held = spec.val_split if cfg.val_split is None else cfg.val_split
@@ -121,10 +128,12 @@ def _seconds(cfg: RunConfig) -> float:
     images, val = pool * (1 - held), pool * held
     # Each epoch's validation, train and val at the end, test in each test-time view.
     views = {0: 1, 1: 2, 2: 6}[cfg.tta] + (1 if cfg.tta else 0)
-    evaluated = val * (cfg.epochs + 1) + images + test_images(cfg) * views
-    flops = forward_flops(zoo.build(cfg.model, **cfg.model_kwargs))
-    compute = flops * (3 * images * cfg.epochs + evaluated) / CPU_FLOPS[cpu_kind(cfg.precision)]
-    return compute + STEP_SECONDS * images * cfg.epochs / cfg.batch_size
+    passes = 3 * images * cfg.epochs + val * (cfg.epochs + 1) + images + test_images(cfg) * views
+    model = zoo.build(cfg.model, **cfg.model_kwargs)
+    kind = cpu_kind(cfg.precision)
+    compute = forward_flops(model) * passes / CPU_FLOPS[kind]
+    traffic = forward_activations(model) * passes / ACTIVATIONS_PER_SECOND[kind]
+    return compute + traffic + STEP_SECONDS * images * cfg.epochs / cfg.batch_size + RUN_SECONDS
 
 
 def run_study(

@@ -27,6 +27,7 @@ from zoo.runs import CONFIG_FORMAT, migrate
 from zoo.runs import digest as _digest
 from zoo.train import (
     Run,
+    forward_activations,
     forward_flops,
     load_config,
     make_optimizer,
@@ -72,6 +73,17 @@ def test_several_steps_per_call_log_each_calls_mean_loss(data_dir, tmp_path):
     sizes = [96, n - 96]
     average = np.average(steps["loss"], weights=sizes)
     assert average == pytest.approx(chunks.history["loss"][0], rel=1e-4)
+
+
+def test_forward_activations_counts_every_layers_output():
+    mlp = zoo.build("mlp_mnist")  # 784 -> 1000 -> 10, its layers' outputs counted once each
+    outputs = [math.prod(layer.output.shape[1:]) for layer in mlp.layers
+               if not isinstance(layer, keras.layers.InputLayer)]  # fmt: skip
+    assert forward_activations(mlp) == sum(outputs) and 1000 + 10 <= sum(outputs)
+    # Batch norm adds values to move and no FLOPs: what the time estimate needs to see.
+    plain, normed = zoo.build("vgg_a", bn=False), zoo.build("vgg_a", bn=True)
+    assert forward_flops(normed) == forward_flops(plain)
+    assert forward_activations(normed) > forward_activations(plain)
 
 
 def test_steps_per_execution_fills_a_call_and_divides_the_epoch():

@@ -15,6 +15,7 @@ __all__ = [
     "Interrupted",
     "Run",
     "compile_model",
+    "forward_activations",
     "forward_flops",
     "load_config",
     "make_loss",

@@ -51,6 +51,7 @@ from zoo.train.callbacks import (
 )
 from zoo.train.compiling import (  # noqa: F401  (exported by zoo.train)
     compile_model,
+    forward_activations,
     forward_flops,
     make_loss,
     make_optimizer,

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import typing
+import warnings
 from pathlib import Path
 
 import keras
@@ -263,7 +264,9 @@ def test_readme_samples_run_as_written(needle, tmp_path, monkeypatch):
     """The samples that need no data folder; the others are the tests' own calls."""
     (sample,) = [s for s in _readme_samples() if needle in s]
     monkeypatch.chdir(tmp_path)
-    exec(compile(sample, "README.md", "exec"), {})  # noqa: S102
+    with warnings.catch_warnings():  # a sample that warns is a sample a reader distrusts
+        warnings.simplefilter("error", UserWarning)
+        exec(compile(sample, "README.md", "exec"), {})  # noqa: S102
 
 
 CLIS = ["zoo.__main__", "zoo.train.__main__", "zoo.data.__main__", "zoo.bench.__main__",

@@ -16,6 +16,7 @@ from study_runner.runner import (
     run_study,
     search_table,
     study_precision,
+    study_test_subset,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "run_study",
     "search_table",
     "study_precision",
+    "study_test_subset",
 ]

@@ -145,6 +145,7 @@ def run_study(
     out: str | Path = "studies",
     only: list[str] | None = None,
     precision: str = "auto",
+    test_subset: float | int | None = None,
     verbose: bool = True,
 ) -> StudyResult:
     """Trains every missing run of a study at a budget, then writes its tables.
@@ -161,6 +162,9 @@ def run_study(
             precision it was started with, and starts a new one in this machine's
             (`zoo.machine.auto_precision`). Another precision than a folder's is refused
             (`study_precision`), so one table never mixes precisions.
+        test_subset: Score every run on this part of the test set (a fraction, or images per
+            class) instead of the budget's; recorded like the precision (`study_test_subset`),
+            so a table never mixes test sets. Each cell's noise floor widens to match.
         verbose: Print each run's result.
 
     Returns:
@@ -178,10 +182,12 @@ def run_study(
     wanted = [study.run(n) for n in only] if only else list(study.runs)
     folder = Path(out) / f"{study.name}-{budget}"
     precision = study_precision(folder, precision)
+    test_subset = study_test_subset(folder, test_subset)
     runs: dict[tuple[str, int], Run] = {}
     for seed in range(seeds):
         for run in wanted:
-            cfg = config(study, run, budget, seed=seed, data_dir=data_dir, precision=precision)
+            cfg = config(study, run, budget, seed=seed, data_dir=data_dir, precision=precision,
+                         test_subset=test_subset)  # fmt: skip
             done = train(cfg, folder / "runs", verbose=0)
             runs[(run.name, seed)] = done
             if verbose:
@@ -192,8 +198,8 @@ def run_study(
                 print(f"{study.name} {run.name} seed {seed}: {shown} ({where})")
     # The tables show every finished run of the study in its folder, so a rerun of some runs
     # (--only) or of fewer seeds keeps the rest.
-    runs = {**_finished_runs(study, budget, folder, precision), **runs}
-    cells = cells_of(study, runs, budget)
+    runs = {**_finished_runs(study, budget, folder, precision, test_subset), **runs}
+    cells = cells_of(study, runs, budget, test_subset)
     judged = verdicts(study, cells)
     tables = {t.name: layout(t, cells, study, budget) for t in study.tables}
     for frame in tables.values():  # which precision every cell trained in
@@ -227,14 +233,16 @@ def run_study(
 
 
 def _finished_runs(
-    study: Study, budget: str, folder: Path, precision: str
-) -> dict[tuple[str, int], Run]:
+    study: Study, budget: str, folder: Path, precision: str,
+    test_subset: float | int | None = None,
+) -> dict[tuple[str, int], Run]:  # fmt: skip
     """Every finished run of the study in `folder`, read back: seeds 0, 1, ... while found."""
     found = {}
     for run in study.runs:
         for seed in range(10_000):
-            path = zoo_runs.find(config(study, run, budget, seed=seed, precision=precision),
-                                 folder / "runs")  # fmt: skip
+            cfg = config(study, run, budget, seed=seed, precision=precision,
+                         test_subset=test_subset)  # fmt: skip
+            path = zoo_runs.find(cfg, folder / "runs")
             if path is None:
                 break
             found[(run.name, seed)] = Run.read(path, trained=False)
@@ -268,6 +276,36 @@ def study_precision(folder: Path, precision: str = "auto") -> str:
     if not record.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         write_json(record, {"precision": chosen})
+    return chosen
+
+
+def study_test_subset(folder: Path, test_subset: float | int | None = None) -> float | int | None:
+    """The test set a study folder scores its runs on, recorded in its study.json: None for
+    the budget's own, else a fraction or images per class (`--test-subset`).
+
+    None keeps the recorded one; a folder without a record scored on the budget's. Another
+    is refused, naming the folder's, so one table never compares runs scored on two test sets.
+
+    Raises:
+        ValueError: A test subset other than the folder's.
+    """
+    record = folder / "study.json"
+    saved = json.loads(record.read_text()) if record.is_file() else {}
+    kept = saved.get("test_subset")
+    began = "test_subset" in saved or bool(zoo_runs.folders_in(folder / "runs"))
+    if test_subset is None or test_subset == kept:
+        chosen = kept
+    elif began:
+        held = "the budget's test set" if kept is None else f"--test-subset {kept}"
+        raise ValueError(
+            f"{folder} holds a study scored on {held}; continue it with that, or give --out "
+            f"another folder for --test-subset {test_subset}."
+        )
+    else:
+        chosen = test_subset
+    if "test_subset" not in saved:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(record, {**saved, "test_subset": chosen})
     return chosen
 
 

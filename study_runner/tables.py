@@ -23,10 +23,12 @@ from zoo.study.catalog import Study, Table, config
 
 def test_images(cfg: RunConfig) -> int:
     """How many test images a run is scored on: its home dataset's test split, or
-    `test_subset` images of each class."""
+    `test_subset` of it (a fraction of each class, or images per class)."""
     spec = DATASETS[cfg.home_dataset]
     if cfg.test_subset is None:
         return spec.test
+    if isinstance(cfg.test_subset, float):  # as zoo.data takes it: rounded up in each class
+        return spec.classes * math.ceil(spec.test / spec.classes * cfg.test_subset)
     return min(spec.test, cfg.test_subset * spec.classes)
 
 
@@ -40,12 +42,16 @@ def scores_of(runs: dict[tuple[str, int], Run], score: str = "test") -> dict[str
     return scores
 
 
-def cells_of(study: Study, runs: dict[tuple[str, int], Run], budget: str) -> pd.DataFrame:
+def cells_of(
+    study: Study, runs: dict[tuple[str, int], Run], budget: str,
+    test_subset: float | int | None = None,
+) -> pd.DataFrame:  # fmt: skip
     """One row per run of the study: seeds, mean, std and the 95 % t-interval of the mean
     (`low`, `high`), the test set's binomial noise floor at that mean (`floor`, a half-width),
     the test images, the chance level, the study's figure and the difference, the mean
     wall minutes of a seed; where the study scores with TTA the mean without (`plain`), and
-    where it scores without, the mean with TTA of runs that tested with it (`tta`)."""
+    where it scores without, the mean with TTA of runs that tested with it (`tta`).
+    `test_subset`: the study folder's (`study_test_subset`), which sets the test images."""
     scores = scores_of(runs, study.score)
     plain = scores_of(runs) if study.score != "test" else {}
     tta = scores_of(runs, "test_tta") if study.score == "test" else {}
@@ -53,7 +59,7 @@ def cells_of(study: Study, runs: dict[tuple[str, int], Run], budget: str) -> pd.
     for run in study.runs:
         est = Estimate.of(scores.get(run.name, []))
         without, with_tta = plain.get(run.name), tta.get(run.name)
-        cfg = config(study, run, budget)
+        cfg = config(study, run, budget, test_subset=test_subset)
         images = test_images(cfg)
         floor = noise_floor(est.mean, images) if est.seeds else math.nan
         walls = [r.metrics.get("wall_seconds") for (name, _), r in runs.items()

@@ -5,6 +5,8 @@ The choices are checked on described machines, so no test depends on this CPU's 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from zoo import machine
@@ -123,3 +125,20 @@ def test_a_float32_run_keeps_the_folder_name_it_had_before_auto():
     assert _digest(recipe("basic_cnn", epochs=3, seed=2, precision="float32")) == "a7315477"
     bf16 = recipe("lenet", precision="mixed_bfloat16")
     assert _digest(bf16) != _digest(recipe("lenet", precision="float32"))
+
+
+def test_a_study_keeps_the_test_set_it_started_with(tmp_path):
+    from study_runner.runner import study_test_subset
+
+    folder = tmp_path / "S1-cpu"
+    assert study_test_subset(folder, 50) == 50  # a new study takes the one given
+    assert study_test_subset(folder) == 50  # and keeps it when continued without one
+    assert json.loads((folder / "study.json").read_text())["test_subset"] == 50
+    with pytest.raises(ValueError, match="scored on --test-subset 50; continue it"):
+        study_test_subset(folder, 0.5)
+    older = tmp_path / "S0-cpu"  # began before the record: scored on the budget's test set
+    (older / "runs" / "a-run").mkdir(parents=True)
+    (older / "runs" / "a-run" / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="scored on the budget's test set"):
+        study_test_subset(older, 10)
+    assert study_test_subset(older) is None

@@ -337,3 +337,19 @@ def test_the_landscape_figures_resolve_at_every_budget(name, budget, tmp_path, m
     assert [p.name for _, p in figures] == ["landscape.png", "smoothness.png"]
     # Not drawing lists only what exists.
     assert landscape_figures(study, budget, tmp_path, draw=False) == []
+
+
+def test_a_study_scored_on_a_test_subset_says_so_in_its_floor(data_dir, tmp_path):
+    common = ["S2", "--budget", "smoke", "--only", "LeNet", "--data-dir", str(data_dir),
+              "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    assert main([*common, "--test-subset", "3"]) == 0
+    report = tmp_path / "S2-smoke" / "report"
+    cells = pd.read_csv(report / "cells.csv", index_col=0)
+    assert cells.loc["LeNet", "test_images"] == 30 and cells.loc["LeNet", "seeds"] == 1
+    (run,) = (tmp_path / "S2-smoke" / "runs").glob("lenet-*/config.json")
+    assert json.loads(run.read_text())["config"]["test_subset"] == 3
+    assert main(common) == 0  # continued without the flag: the folder's test set, nothing new
+    assert list((tmp_path / "S2-smoke" / "runs").glob("lenet-*/config.json")) == [run]
+    with pytest.raises(SystemExit) as stop:  # another test set would mix two in one table
+        main([*common, "--test-subset", "0.5"])
+    assert stop.value.code == 2

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from zoo.cli import Parser, positive_int, show_progress
+from zoo.cli import Parser, parse_count, positive_int, show_progress
 
 
 def _parser() -> Parser:
@@ -31,6 +31,9 @@ def _parser() -> Parser:
     p.add_argument("--precision", default="auto",
                    help="auto (default: a study continues in its own, a new one takes this "
                         "machine's fastest), float32, mixed_float16 or mixed_bfloat16")  # fmt: skip
+    p.add_argument("--test-subset", type=parse_count,
+                   help="score every run on this fraction of test, or images per class (the "
+                        "study folder keeps it; the noise floor widens to match)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return p
 
@@ -98,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
         run_study(
             args.study, budget=args.budget, seeds=args.seeds, data_dir=args.data_dir,
-            out=args.out, only=args.only, precision=args.precision, verbose=not args.quiet,
+            out=args.out, only=args.only, precision=args.precision,
+            test_subset=args.test_subset, verbose=not args.quiet,
         )  # fmt: skip
     except KeyboardInterrupt:
         parser.exit(130, f"{parser.prog}: interrupted; the same command continues the study\n")

@@ -584,11 +584,12 @@ def get_study(name: str) -> Study:
 
 def config(
     study: Study, run: StudyRun, budget: str, *, seed: int = 0, data_dir: str | None = None,
-    precision: str = "auto",
+    precision: str = "auto", test_subset: float | int | None = None,
 ) -> RunConfig:  # fmt: skip
     """The `RunConfig` of one study run at a budget: its recipe, the run's toggles and
     settings, then the budget's scaling, which is the same for every run of the study, and
-    the study's precision.
+    the study's precision; `test_subset` (a fraction, or images per class), when given,
+    replaces the budget's test set.
 
     Raises:
         ValueError: Unknown budget.
@@ -599,6 +600,8 @@ def config(
     if budget == "smoke":
         scaling = {**SMOKE, **scaling}
     toggles = scaling.pop("toggles", {})
+    if test_subset is not None:
+        scaling["test_subset"] = test_subset
     base = recipe(run.model)
     return dataclasses.replace(
         base,

@@ -14,6 +14,7 @@ import zoo
 from zoo.data import read
 from zoo.recipes import recipe
 from zoo.registry import HOME_SHAPES
+from zoo.study import STUDIES, config
 
 MODELS = zoo.list_models()
 
@@ -329,6 +330,25 @@ def test_tiny_baseline_long_plain_net_trains_only_with_he_init(data_dir):
     assert final["glorot_uniform"] > 2.0  # ln 10 = 2.30: little beyond the prior
     assert final["he_normal"] < 1.0
     assert recipe("tiny_baseline").model_kwargs["init"] == "he_normal"
+
+
+def test_tiny_baseline_residual_net_without_bn_starts_sane_only_with_glorot_init(data_dir):
+    """S3's +residual column takes Glorot's init: identity shortcuts without batch norm add each
+    block's output to its input, and under He's the long net's first logits are hundreds of
+    times too large (real MNIST, 64 images, no training)."""
+    mnist = read("mnist", data_dir=data_dir)
+    x = (mnist.x_train[:64].astype("float32") / 255.0 - 0.13) / 0.31
+    spread = {}
+    for init in ("glorot_uniform", "he_normal"):
+        keras.utils.set_random_seed(0)
+        model = zoo.build(
+            "tiny_baseline", depth="long", width=0.25, init=init, residual=True,
+            input_shape=x.shape[1:], num_classes=10,
+        )  # fmt: skip
+        spread[init] = float(np.std(model(x, training=True)))
+    assert spread["glorot_uniform"] < 10 < 50 * spread["glorot_uniform"] < spread["he_normal"]
+    run = STUDIES["S3"].run("long +residual")
+    assert config(STUDIES["S3"], run, "cpu").model_kwargs["init"] == "glorot_uniform"
 
 
 def test_leaky_relu_matches_keras_in_value_and_gradient_and_fuses_cleanly():

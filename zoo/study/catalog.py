@@ -409,7 +409,11 @@ _S3_TOGGLES = {
     "+decay": ({}, {"schedule": "plateau"}),
     "+norm": ({"bn": True, "head_bn": True}, {}),
     "+dropout": ({"dropout": 0.5}, {}),
-    "+residual": ({"residual": True}, {}),
+    # Identity shortcuts without batch norm add each block's output to its input: under He's
+    # init, which the plain nets need, the long net's logits start with a std in the hundreds
+    # and it never leaves chance; under Glorot's they start near 1 (tests/test_models.py).
+    # S3's PyTorch default init is smaller still. The column changes the init with the blocks.
+    "+residual": ({"residual": True, "init": "glorot_uniform"}, {}),
     "+all": (_ALL, {"schedule": "plateau"}),
     "+cosine": ({}, {"schedule": "cosine"}),
 }
@@ -424,10 +428,11 @@ _S3_REPORTED = {
 # The zoo's own column: a decay that acts within any budget. S3's plateau decay fires only when
 # validation accuracy stalls; cosine decay takes the rate from lr to 0 over the run's epochs.
 _S3_OWN = {("short", "+cosine"): None, ("long", "+cosine"): None}
+_S3_NOTES = {"+cosine": "cosine lr decay", "+residual": "Glorot's init (He's diverges here)"}
 _S3_RUNS = tuple(
     StudyRun(f"{depth} {column}", "tiny_baseline", {"depth": depth, **_S3_TOGGLES[column][0]},
              _S3_TOGGLES[column][1], reported, extra=(depth, column) in _S3_OWN,
-             note="cosine lr decay" if (depth, column) in _S3_OWN else "")
+             note=_S3_NOTES.get(column, ""))
     for (depth, column), reported in {**_S3_REPORTED, **_S3_OWN}.items()
 )  # fmt: skip
 

@@ -39,17 +39,11 @@ from zoo.study.catalog import (
     get_study,
 )
 
-# A run's time on 2 CPU cores is modelled as its arithmetic, its memory traffic, its steps and a
-# fixed start, each counted per image: 3 x forward (FLOPs and activations) per training image,
-# 1 x per image evaluated. The AMX rates were fitted (least relative squares) to the wall time of
-# 45 runs of S0, S1, S3, S4 and S5 at cpu on a 2-core Xeon with AMX, 2026-12-07, many of them
-# sharing the cores: 1000 GFLOP/s, 3.0e9 activation values/s and 12 s a run, where the FLOPs
-# alone at 600 GFLOP/s had put S3's quarter-width nets 2.5 to 8 times under their time. The
-# fitted estimate of a run ran from 0.45 (VGG-A-BN) to 1.7 (S0's final net) times its measured
-# time, half of them within 0.8-1.1. bfloat16 on AVX-512 BF16 (no AMX) and float32 keep their
-# zoo.bench step rates (330-360 GFLOP/s less evaluation and input on a 2-core EPYC; float32 on
-# AVX2 and AVX-512 machines), which already include some of the traffic, so they may run high;
-# their traffic rate is assumed: AMX's for bfloat16, half of it for float32 (twice the bytes).
+# A run's time on 2 CPU cores: its arithmetic, its memory traffic (the values its layers
+# write), its steps and a fixed start. The AMX rates are fitted to the measured cells in
+# results/ (`python tools/fit_estimate.py` refits them; docs/studies.md says how close they
+# come). AVX-512 BF16 and float32 keep zoo.bench's step rates, which include some traffic;
+# their traffic rates are assumed: AMX's for bfloat16, half of it for float32 (twice the bytes).
 CPU_FLOPS = {"amx": 1000e9, "avx512_bf16": 250e9, "float32": 150e9}
 ACTIVATIONS_PER_SECOND = {"amx": 3.0e9, "avx512_bf16": 3.0e9, "float32": 1.5e9}
 RUN_SECONDS = 12.0
@@ -59,8 +53,8 @@ STEP_SECONDS = 0.004
 
 
 def cpu_kind(precision: str, flags: set[str] | None = None) -> str:
-    """Which `CPU_FLOPS` rate a run in `precision` gets on a CPU with these flags (default:
-    this machine's)."""
+    """Which `CPU_FLOPS` and `ACTIVATIONS_PER_SECOND` rates a run in `precision` gets on a CPU
+    with these flags (default: this machine's)."""
     from zoo import machine
 
     flags = machine.cpu_flags() if flags is None else flags
@@ -114,10 +108,9 @@ def estimate_seconds(
     return total
 
 
-def _seconds(cfg: RunConfig) -> float:
-    import zoo
-    from zoo.train import forward_activations, forward_flops
-
+def _passes(cfg: RunConfig) -> tuple[float, float]:
+    """Images through the model, in forward passes (a training image counts 3: the forward
+    pass and two gradients), and training steps, of one run."""
     spec = DATASETS[cfg.home_dataset]
     held = spec.val_split if cfg.val_split is None else cfg.val_split
     pool = spec.train
@@ -129,11 +122,19 @@ def _seconds(cfg: RunConfig) -> float:
     # Each epoch's validation, train and val at the end, test in each test-time view.
     views = {0: 1, 1: 2, 2: 6}[cfg.tta] + (1 if cfg.tta else 0)
     passes = 3 * images * cfg.epochs + val * (cfg.epochs + 1) + images + test_images(cfg) * views
+    return passes, images * cfg.epochs / cfg.batch_size
+
+
+def _seconds(cfg: RunConfig) -> float:
+    import zoo
+    from zoo.train import forward_activations, forward_flops
+
+    passes, steps = _passes(cfg)
     model = zoo.build(cfg.model, **cfg.model_kwargs)
     kind = cpu_kind(cfg.precision)
     compute = forward_flops(model) * passes / CPU_FLOPS[kind]
     traffic = forward_activations(model) * passes / ACTIVATIONS_PER_SECOND[kind]
-    return compute + traffic + STEP_SECONDS * images * cfg.epochs / cfg.batch_size + RUN_SECONDS
+    return compute + traffic + STEP_SECONDS * steps + RUN_SECONDS
 
 
 def run_study(
@@ -152,8 +153,8 @@ def run_study(
 
     Args:
         name: `S0` ... `S5`.
-        budget: `smoke` (seconds, for tests), `cpu` (about an hour on 2 CPU cores with
-            three seeds on the compared runs) or `full` (the study's own settings).
+        budget: `smoke` (seconds, for tests), `cpu` (scaled to train on 2 CPU cores, aimed
+            at an hour with three seeds on the compared runs) or `full` (the study's own).
         seeds: Runs per configuration, seeds 0 ... seeds - 1.
         data_dir: Folder with the data (see `zoo.data.load`).
         out: Folder of study folders.

@@ -49,13 +49,17 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"zoo test data: {DATA} ({DATA_FROM}), {found}; oneDNN: {compat.onednn_enabled()}"
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without xdist, nothing to call
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: one worker per core, at most 4, and none (one process) with a GPU or a
-    single core. Each worker trains with every core TensorFlow sees, so more workers than cores
-    only queue; 4 keeps the start-up (a TensorFlow import each) and the per-worker fixtures
-    (trained runs a module shares) worth it. On a GPU each worker would claim all its memory."""
+    single core; `PYTEST_XDIST_AUTO_NUM_WORKERS` decides instead when set. Each worker trains
+    with every core TensorFlow sees, so more workers than cores only queue; 4 keeps the
+    start-up (a TensorFlow import each) and the per-worker fixtures (trained runs a module
+    shares) worth it. On a GPU each worker would claim all its memory."""
     import tensorflow as tf
 
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
     if tf.config.list_physical_devices("GPU"):
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -32,9 +32,9 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name, monkeyp
             assert cfg.budget == budget and cfg.seed == 1 and cfg.model == run.model
     # Building every model is how the estimate counts FLOPs and activations. The cpu budget's
     # goal: an hour on 2 cores of an AMX Xeon, with 3 seeds on the runs the conclusions compare.
-    # Since the estimate counts memory traffic (2026-12-07) it puts S1 at 80 min, S3 at 69 and
-    # S4 at 82 (measured: about 76 with S1's figures, 110 and more sharing the cores), over the
-    # goal and to be re-planned (docs/studies.md); this bound keeps any budget from growing.
+    # Since the estimate counts memory traffic (2026-12-07) S0 sits at its edge and S1, S3 and
+    # S4 overshoot it (docs/studies.md), to be re-planned; these bounds, a tenth over each
+    # study's estimate then, keep any budget from growing unnoticed.
     monkeypatch.setattr(runner, "cpu_kind", lambda precision, flags=None: "amx")
     cpu, full = estimate_seconds(study, "cpu"), estimate_seconds(study, "full")
     seeded = cpu + 2 * estimate_seconds(study, "cpu", only=study.compared())
@@ -46,7 +46,7 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name, monkeyp
         assert all(1.25 * estimate_seconds(study, "cpu", only=[r.name]) <= 30 * 60
                    for r in study.runs)  # fmt: skip
     else:
-        assert seeded <= (85 if name in ("S1", "S3", "S4") else 60) * 60
+        assert seeded <= {"S0": 65, "S1": 88, "S2": 60, "S3": 76, "S4": 90}[name] * 60
     for table in study.tables:
         assert set(table.cells.values()) <= {run.name for run in study.runs}
 
@@ -353,3 +353,21 @@ def test_a_study_scored_on_a_test_subset_says_so_in_its_floor(data_dir, tmp_path
     with pytest.raises(SystemExit) as stop:  # another test set would mix two in one table
         main([*common, "--test-subset", "0.5"])
     assert stop.value.code == 2
+
+
+def test_the_estimates_rates_refit_to_the_measured_cells(capsys, monkeypatch, tmp_path):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "fit_estimate.py"
+    spec = importlib.util.spec_from_file_location("fit_estimate", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(runner, "cpu_kind", lambda precision, flags=None: "amx")
+    cells = pd.read_csv(path.parents[1] / "results" / "S4-cpu.csv")
+    vgg = tmp_path / "S4-cpu.csv"  # the two small models of a study in the fit: quick to build
+    cells[cells["model"] == "vgg_a"].to_csv(vgg, index=False)
+    assert tool.main([str(vgg)]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs of S4; CPU kind amx" in out and "fitted:" in out
+    (ratio,) = [float(line.split()[1]) for line in out.splitlines() if line.startswith("S4 ")]
+    assert 0.8 <= ratio <= 1.25  # measured 0.39 and 0.46 min against 0.44 and 0.47 estimated

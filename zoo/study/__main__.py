@@ -17,8 +17,8 @@ def _parser() -> Parser:
     p.add_argument("--list", action="store_true",
                    help="print the studies, their runs and each budget's time")  # fmt: skip
     p.add_argument("--budget", choices=("smoke", "cpu", "full"), default="cpu",
-                   help="smoke: seconds; cpu: about an hour on 2 cores with 3 seeds on the "
-                        "compared runs; full: the study's own settings (default cpu)")  # fmt: skip
+                   help="smoke: seconds; cpu: scaled to train on 2 cores (--list estimates "
+                        "each); full: the study's own settings (default cpu)")  # fmt: skip
     p.add_argument("--seeds", type=positive_int, default=1,
                    help="runs per configuration; cells show mean ± std (default 1)")  # fmt: skip
     p.add_argument("--data-dir", help="folder with the data (default: $ZOO_DATA_DIR, then TFDS)")

@@ -59,14 +59,21 @@ def forward_activations(model: keras.Model) -> int:
     What the FLOP count misses: batch norm, activations, pooling and additions move these values
     through memory at a rate of their own, which decides the time of thin nets over large
     images (a quarter-width net on 64x64 Tiny ImageNet) where their arithmetic is small.
+
+    Returns:
+        The count for a functional model, its nested models included; a layer called more
+        than once counts once (Keras keeps its first call's output), and a layer never called
+        in a graph (a subclassed model's) counts nothing.
     """
     total = 0
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             total += forward_activations(layer)
         elif not isinstance(layer, keras.layers.InputLayer):
-            with contextlib.suppress(AttributeError, ValueError):  # a layer called more than once
-                total += math.prod(layer.output.shape[1:])
+            with contextlib.suppress(AttributeError, ValueError):  # never called in a graph
+                outputs = layer.output
+                for output in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
+                    total += math.prod(d or 1 for d in output.shape[1:])
     return total
 
 

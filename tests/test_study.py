@@ -219,6 +219,7 @@ def test_study_misuse_is_one_line(capsys):
         assert len(err.splitlines()) == 1 and message in err, err
 
 
+@pytest.mark.slow  # six airbench runs with TTA: half a minute, like the other study runs
 def test_s5_end_to_end_at_smoke_scores_with_tta_and_times_each_rung(data_dir, tmp_path, capsys):
     from study_runner import run_study
 

@@ -340,6 +340,7 @@ def test_the_landscape_figures_resolve_at_every_budget(name, budget, tmp_path, m
     assert landscape_figures(study, budget, tmp_path, draw=False) == []
 
 
+@pytest.mark.slow  # a study run three times, its report each time
 def test_a_study_scored_on_a_test_subset_says_so_in_its_floor(data_dir, tmp_path):
     common = ["S2", "--budget", "smoke", "--only", "LeNet", "--data-dir", str(data_dir),
               "--out", str(tmp_path), "--quiet"]  # fmt: skip

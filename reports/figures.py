@@ -19,7 +19,7 @@ def curves(history: pd.DataFrame, steps: pd.DataFrame | None = None, title: str 
     panels = 3 if steps is not None and len(steps) else 2
     fig = Figure(figsize=(5 * panels, 3.8), layout="constrained")
     axes = fig.subplots(1, panels)
-    epochs = history["epoch"] + 1
+    epochs = history["epoch"]
     for ax, metric in zip(axes[:2], ("loss", "accuracy"), strict=True):
         ax.plot(epochs, history[metric], "o-", label=f"train {metric}")
         if f"val_{metric}" in history:
@@ -60,7 +60,7 @@ def overlay(
         for label in labels:
             history = histories[label]
             if metric in history:
-                ax.plot(history["epoch"] + 1, history[metric], marker=".", label=wrapped[label])
+                ax.plot(history["epoch"], history[metric], marker=".", label=wrapped[label])
         title = f"{metric} by run" + (f", {dataset}" if dataset else "")
         ax.set(xlabel="epoch", ylabel=metric.replace("_", " "), title=title)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole, from 1
@@ -135,7 +135,7 @@ def lr_schedule(history: pd.DataFrame, title: str = "learning rate") -> Figure:
     """The learning rate of every epoch."""
     fig = Figure(figsize=(5, 3.5), layout="constrained")
     ax = fig.subplots()
-    ax.step(history["epoch"] + 1, history["lr"], where="post", marker="o")
+    ax.step(history["epoch"], history["lr"], where="post", marker="o")
     ax.set(xlabel="epoch", ylabel="learning rate", title=title, yscale="log")
     ax.grid(alpha=0.3)
     return fig

@@ -225,7 +225,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_epoch(data_dir, tmp_path, mo
     monkeypatch.undo()
     assert main([*common, "--epochs", "3", "--quiet"]) == 0  # the same command finishes it
     history = pd.read_csv(next(tmp_path.glob("mlp_mnist-*/history.csv")))
-    assert history["epoch"].tolist() == [0, 1, 2]
+    assert history["epoch"].tolist() == [1, 2, 3]
 
 
 def test_zoo_data_dir_that_is_a_file_is_one_line(tmp_path, monkeypatch, capsys):

@@ -100,7 +100,7 @@ def test_no_html_page_shows_none_nan_a_dict_or_a_raw_fraction(report):
 def test_overlays_draw_one_axes_per_dataset_with_whole_epochs():
     from reports import figures
 
-    history = pd.DataFrame({"epoch": [0, 1, 2], "val_accuracy": [0.5, 0.6, 0.7]})
+    history = pd.DataFrame({"epoch": [1, 2, 3], "val_accuracy": [0.5, 0.6, 0.7]})
     runs = {"a": history, "b": history, "c": history}
     fig = figures.overlay(runs, datasets={"a": "mnist", "b": "cifar10", "c": "mnist"})
     titles = [ax.get_title() for ax in fig.axes]

@@ -150,7 +150,7 @@ def test_run_folder_has_every_file_with_sane_contents(data_dir, tmp_path):
     assert load_config(run.path) == run.config
 
     history = pd.read_csv(run.path / "history.csv")
-    assert list(history["epoch"]) == [0, 1]
+    assert list(history["epoch"]) == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(history)
     n = saved["num_examples"]["train"]
     assert saved["num_examples"] == {"train": 170, "val": 30, "test": 100}  # 3 of 20 per class
@@ -159,7 +159,7 @@ def test_run_folder_has_every_file_with_sane_contents(data_dir, tmp_path):
     assert len(steps) == 2 * per_epoch and list(steps["step"]) == list(range(2 * per_epoch))
     # The per-step losses average (batch-weighted) to the epoch's logged loss.
     sizes = np.array([32] * (per_epoch - 1) + [n - 32 * (per_epoch - 1)])
-    first = steps[steps["epoch"] == 0]["loss"].to_numpy()
+    first = steps[steps["epoch"] == 1]["loss"].to_numpy()
     assert np.average(first, weights=sizes) == pytest.approx(history["loss"][0], rel=1e-4)
 
     m = run.metrics
@@ -242,7 +242,7 @@ def test_early_stopping_stops_and_restores_the_best(data_dir, tmp_path):
 def test_nan_ends_the_run_with_a_stop_reason(data_dir, tmp_path):
     run = train(_tiny(data_dir, lr=1e12, epochs=3), tmp_path, verbose=0)
     assert run.metrics["stop_reason"] == "nan"
-    assert run.metrics["best_epoch"] in (None, 0)  # none when the first epoch has no score
+    assert run.metrics["best_epoch"] in (None, 1)  # none when the first epoch has no score
 
 
 def test_set_toggles_reach_the_model(data_dir, tmp_path, capsys):
@@ -405,9 +405,9 @@ def test_killed_run_resumes_without_losing_or_repeating_epochs(data_dir, tmp_pat
     assert rerun.returncode == 0
     assert [p.name for p in out.iterdir()] == [path.name]  # the same folder, resumed
     resumed = Run.read(path)
-    assert list(resumed.history["epoch"]) == list(range(6))
+    assert list(resumed.history["epoch"]) == list(range(1, 7))
     steps = pd.read_csv(path / "steps.csv")
-    assert steps["step"].is_unique and steps["epoch"].max() == 5
+    assert steps["step"].is_unique and steps["epoch"].max() == 6
 
     fresh = subprocess.run(
         [sys.executable, str(script), str(data_dir), str(tmp_path / "fresh")], env=env
@@ -471,7 +471,7 @@ def test_a_time_limit_shorter_than_an_epoch_progresses_over_invocations(data_dir
     assert third.metrics["stop_reason"] == "completed" and third.metrics["epochs_run"] == 3
     again = train(config, tmp_path, verbose=0)  # finished: read back, and it says so
     assert not again.trained and again.metrics == third.metrics
-    assert list(third.history["epoch"]) == [0, 1, 2]
+    assert list(third.history["epoch"]) == [1, 2, 3]
 
 
 def test_a_long_epoch_is_announced():
@@ -760,3 +760,24 @@ def test_lookahead_pulls_the_weights_to_a_slow_copy(data_dir, tmp_path):
     assert resumed._slow is not None
     run = train(_tiny(data_dir, epochs=3, lookahead=True), tmp_path, verbose=0)
     assert np.isfinite(run.history["loss"]).all() and run.metrics["test"]["accuracy"] > 0.3
+
+
+def test_epochs_count_from_1_and_older_folders_counted_from_0_are_renumbered(data_dir, tmp_path):
+    from zoo.train.callbacks import EpochTable
+
+    run = train(_tiny(data_dir), tmp_path, verbose=0)
+    assert list(run.history["epoch"]) == [1, 2] and run.metrics["best_epoch"] in (1, 2)
+    # A folder written before epochs counted from 1 reads back counted from 1.
+    for name in ("history.csv", "steps.csv"):
+        table = pd.read_csv(run.path / name)
+        table["epoch"] -= 1
+        table.to_csv(run.path / name, index=False)
+    assert list(Run.read(run.path).history["epoch"]) == [1, 2]
+    assert set(zoo.runs.read_steps(run.path)["epoch"]) == {1, 2}
+    # Resumed at Keras's epoch 1 (the second), its first epoch is kept and renumbered, its
+    # second dropped (a kill may have come before its backup), and the new one follows it.
+    table = EpochTable(run.path / "history.csv")
+    table.start(1)
+    assert [row["epoch"] for row in table.rows] == [1]
+    table.add(1, [{**table.rows[0], "epoch": 2}])
+    assert pd.read_csv(run.path / "history.csv")["epoch"].tolist() == [1, 2]

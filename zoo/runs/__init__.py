@@ -4,7 +4,7 @@ Everything that opens a run folder goes through here: the trainer, reports, land
 surfaces, trajectories, smoothness probes, searches and studies. A folder `zoo.train` writes:
 
     config.json           every resolved setting, the data's shape, versions (`CONFIG_FORMAT`)
-    history.csv           a row per finished epoch
+    history.csv           a row per finished epoch, counted from 1
     steps.csv             a row per step (per call into the backend above one step per call)
     best.keras            the best epoch's model
     metrics.json          written last: train / val / test of the best weights, why it stopped

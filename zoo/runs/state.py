@@ -57,6 +57,8 @@ def _csv(file: Path) -> pd.DataFrame:
         return pd.DataFrame()
     if "epoch" not in frame or not pd.api.types.is_numeric_dtype(frame["epoch"]):
         raise ValueError(f"{file}: not a zoo epoch table (no numeric epoch column).")
+    if len(frame) and frame["epoch"].iloc[0] == 0:  # written before epochs counted from 1
+        frame["epoch"] += 1
     return frame
 
 

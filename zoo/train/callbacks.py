@@ -239,6 +239,10 @@ class EpochTable:
     Appending in place (Keras's CSVLogger) leaves a torn last line when a kill comes during
     the write. On a resumed run, the rows of epochs from the resumed one on are dropped: a kill
     between an epoch's rows and its backup would otherwise repeat them.
+
+    The `epoch` column counts from 1, as the progress bar and the reports do; the methods take
+    Keras's epoch index, which counts from 0. A file written before the zoo counted from 1
+    (its first row is epoch 0) is renumbered when it is read back.
     """
 
     def __init__(self, path: Path, columns: tuple[str, ...] | None = None) -> None:
@@ -247,13 +251,18 @@ class EpochTable:
         self.rows: list[dict[str, Any]] | None = None
 
     def start(self, epoch: int) -> None:
-        """Reads the rows of the epochs before `epoch` (once, at the first epoch run)."""
+        """Reads the rows of the epochs before Keras's epoch `epoch` (once, at the first epoch
+        run)."""
         if self.rows is not None:
             return
         self.rows = []
         if self.path.is_file():
             with open(self.path, newline="") as f:
-                self.rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < epoch]
+                rows = list(csv.DictReader(f))
+            shift = 1 if rows and int(rows[0]["epoch"]) == 0 else 0
+            for row in rows:
+                row["epoch"] = int(row["epoch"]) + shift
+            self.rows = [r for r in rows if r["epoch"] <= epoch]
             if self.rows and self.columns is None:
                 self.columns = tuple(self.rows[0])
 
@@ -285,7 +294,7 @@ class EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        row = {"epoch": epoch, **{k: _plain(logs[k]) for k in sorted(logs)}}
+        row = {"epoch": epoch + 1, **{k: _plain(logs[k]) for k in sorted(logs)}}
         if self.table.columns is None or set(row) - set(self.table.columns):
             self.table.columns = tuple(row)
         self.table.add(epoch, [row])
@@ -362,9 +371,9 @@ class StepLosses(keras.callbacks.Callback):
         self._next, last = steps.stop, steps[-1]
         loss = (mean * seen - self._total) / (seen - self._seen)
         self._seen, self._total = seen, mean * seen
-        # 0-based like the epoch column of history.csv.
+        # Steps and batches count from 0 (TensorBoard's steps), epochs from 1 (history.csv's).
         step = self.steps_per_epoch * self._epoch + last
-        self._rows.append((self._epoch, last, step, loss))
+        self._rows.append((self._epoch + 1, last, step, loss))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         rows = [dict(zip(self.COLUMNS, (e, b, s, f"{loss:.6g}"), strict=True))

@@ -376,9 +376,9 @@ def _finish(
     monitored = history.get("val_accuracy", history.get("accuracy"))
     if monitored is not None and "loss" in history:
         monitored = monitored.where(np.isfinite(history["loss"]))  # as BestCheckpoint chose
-    # A run that diverged in its first epoch has no best epoch.
+    # A run that diverged in its first epoch has no best epoch. Counted from 1, as history.csv.
     best_epoch = (
-        int(monitored.idxmax())
+        int(history["epoch"][monitored.idxmax()])
         if best.exists() and monitored is not None and monitored.notna().any()
         else None
     )

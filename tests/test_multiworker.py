@@ -140,7 +140,8 @@ def _finish(procs: list[subprocess.Popen], timeout: float = 300) -> list[str]:
 
 def _same_training(run: Path, alone: Run) -> None:
     history = pd.read_csv(run / "history.csv")
-    assert list(history["epoch"]) == list(range(1, EPOCHS + 1))  # every epoch once: none lost or repeated
+    # Every epoch once: none lost or repeated.
+    assert list(history["epoch"]) == list(range(1, EPOCHS + 1))
     for column in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
         assert history[column].tolist() == pytest.approx(alone.history[column].tolist(), rel=1e-5)
     steps, alone_steps = pd.read_csv(run / "steps.csv"), pd.read_csv(alone.path / "steps.csv")

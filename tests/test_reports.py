@@ -561,3 +561,25 @@ def test_precision_is_a_column_not_a_variant():
     run = recipe("lenet", precision="float32")
     assert variant(run, recipe("lenet", precision="mixed_bfloat16")) == "baseline"
     assert variant(recipe("lenet", precision="mixed_bfloat16", lr=0.5)) == "lr=0.5"
+
+
+def test_a_rebuild_redraws_only_the_runs_that_changed(runs, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(runs, root)
+    first = build([str(root)], tmp_path / "report", verbose=False)
+    drawn = {p: p.stat().st_mtime_ns for p in first.files if p.parent.parent.name == "runs"}
+    assert len({p.parent for p in drawn}) == 5
+
+    again = build([str(root)], tmp_path / "report", verbose=False)
+    assert set(again.files) == set(first.files)
+    assert {p: p.stat().st_mtime_ns for p in drawn} == drawn  # nothing drawn twice
+
+    lenet, mlp = next(root.glob("lenet-*")), sorted(root.glob("mlp_mnist-*"))[0]
+    history = pd.read_csv(lenet / "history.csv")
+    history.loc[0, "loss"] += 1.0
+    history.to_csv(lenet / "history.csv", index=False)
+    (mlp / "best.keras").write_bytes(b"PK\x03\x04 truncated")  # damaged after it was drawn
+    third = build([str(root)], tmp_path / "report", verbose=False)
+    redrawn = {p.parent.name for p in drawn if p.stat().st_mtime_ns != drawn[p]}
+    assert redrawn == {lenet.name}
+    assert dict(third.skipped)[str(mlp)].startswith("unreadable")

@@ -90,8 +90,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
 
 @pytest.fixture(scope="session", autouse=True)
 def _cache_dir(tmp_path_factory):
-    """One cache folder per session: archives are extracted once, never into the user's cache."""
-    os.environ["ZOO_CACHE_DIR"] = str(tmp_path_factory.mktemp("zoo-cache"))
+    """One cache folder per test run, never the user's: archives are extracted and decoded once.
+
+    xdist's workers share it (their temporary folders sit in the run's own), so CIFAR-10 is
+    decoded once per run rather than once per worker; the cache locks each entry while it is
+    written, so two workers asking at once wait for one decoding.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "zoo-cache"
+        shared.mkdir(exist_ok=True)
+        os.environ["ZOO_CACHE_DIR"] = str(shared)
+    else:
+        os.environ["ZOO_CACHE_DIR"] = str(tmp_path_factory.mktemp("zoo-cache"))
 
 
 @pytest.fixture(scope="session")

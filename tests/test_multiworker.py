@@ -23,7 +23,8 @@ import pytest
 from zoo.recipes import recipe
 from zoo.train import Run, train
 
-pytestmark = pytest.mark.slow
+# One worker trains the `alone` fixture once and runs every test that compares with it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multiworker")]
 
 EPOCHS = 3
 # A worker that kills itself (SIGKILL: no cleanup, no except clause runs) at a given step.

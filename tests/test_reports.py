@@ -25,6 +25,9 @@ from reports.tables import ablation_table
 from zoo.recipes import RunConfig, recipe
 from zoo.train import train
 
+# One worker trains the `runs` fixture once and runs every test that reads it.
+pytestmark = pytest.mark.xdist_group("reports")
+
 
 @pytest.fixture(scope="session")
 def runs(data_dir, tmp_path_factory) -> Path:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
+import hashlib
 import html
 import json
 import math
@@ -76,12 +78,16 @@ def build(
     # A run whose history, steps or model cannot be read is left out and listed, whatever the
     # reason (garbage CSV, a truncated or foreign best.keras, one safe_mode refuses).
     drawn_runs: dict[int, dict[str, Figure] | list[Path]] = {}
-    histories, datasets = {}, {}
+    histories, datasets, stamps = {}, {}, {}
     for index, run in runs.iterrows():
         path = Path(run["path"])
         label = f"{run['model']} {run['variant']} seed {run['seed']}"
+        # What the figures are drawn from, taken before drawing: a run that changes meanwhile
+        # does not match it at the next build, and is drawn again then.
+        stamps[index] = {"label": label, "formats": list(formats), "drawing": _drawing(),
+                         "sources": _sources(path)}  # fmt: skip
         try:
-            drawn = _drawn_before(path, label, out / "runs" / run["run"], formats)
+            drawn = _drawn_before(out / "runs" / run["run"], stamps[index])
             drawn = _run_figures(path, label) if drawn is None else drawn
             history = zoo_runs.read_history(path)
         except Exception as err:  # noqa: BLE001  (any damage to one folder skips that folder)
@@ -91,6 +97,7 @@ def build(
         if len(history):
             histories[f"{run['run']} ({run['variant']})"] = history
             datasets[f"{run['run']} ({run['variant']})"] = run["dataset"]
+    stamps = [stamps[index] for index in drawn_runs]
     runs = runs.loc[list(drawn_runs)].reset_index(drop=True)
     if runs.empty:
         raise FileNotFoundError(f"No readable run in {', '.join(map(repr, patterns))}.")
@@ -107,11 +114,14 @@ def build(
         files += write_table(table, out, name, index=name == "ablation")
 
     sections: list[str] = []
-    for (_, run), drawn in zip(runs.iterrows(), drawn_runs.values(), strict=True):
+    for (_, run), drawn, stamp in zip(runs.iterrows(), drawn_runs.values(), stamps, strict=True):
         label = f"{run['model']} {run['variant']} seed {run['seed']}"
         if isinstance(drawn, dict):
-            saved = _save_all(drawn, out / "runs" / run["run"], formats)
-            _stamp(Path(run["path"]), label, out / "runs" / run["run"], formats, saved)
+            folder = out / "runs" / run["run"]
+            # Gone while the figures are replaced: a build killed meanwhile leaves none to trust.
+            (folder / _STAMP).unlink(missing_ok=True)
+            saved = _save_all(drawn, folder, formats)
+            write_text(folder / _STAMP, json.dumps({**stamp, "files": [p.name for p in saved]}))
         else:
             saved = drawn
         files += saved
@@ -157,30 +167,25 @@ def _sources(path: Path) -> dict[str, list[int]]:
     return found
 
 
-def _drawn_before(
-    path: Path, label: str, folder: Path, formats: tuple[str, ...]
-) -> list[Path] | None:
-    """The figures of an earlier build, when the run, its label and the formats are unchanged."""
+@functools.cache
+def _drawing() -> str:
+    """A digest of the code that draws a run's figures: changing it redraws them."""
+    digest = hashlib.sha1()
+    for module in (figures.__file__, __file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _drawn_before(folder: Path, stamp: dict) -> list[Path] | None:
+    """The figures an earlier build drew into `folder`, when they were drawn from `stamp`."""
     try:
-        stamp = json.loads((folder / _STAMP).read_text())
+        record = json.loads((folder / _STAMP).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(stamp, dict):
+    if not isinstance(record, dict) or any(record.get(k) != v for k, v in stamp.items()):
         return None
-    wanted = {"label": label, "formats": list(formats), "sources": _sources(path)}
-    if any(stamp.get(key) != value for key, value in wanted.items()):
-        return None
-    saved = [folder / name for name in stamp.get("files", [])]
-    return saved if all(p.is_file() for p in saved) else None
-
-
-def _stamp(
-    path: Path, label: str, folder: Path, formats: tuple[str, ...], saved: list[Path]
-) -> None:
-    """Written after the figures: a build killed while drawing them finds no stamp to trust."""
-    record = {"label": label, "formats": list(formats), "sources": _sources(path),
-              "files": [p.name for p in saved]}  # fmt: skip
-    write_text(folder / _STAMP, json.dumps(record, indent=1))
+    saved = [folder / name for name in record.get("files", [])]
+    return saved if saved and all(p.is_file() for p in saved) else None
 
 
 def _run_figures(path: Path, label: str) -> dict[str, Figure]:

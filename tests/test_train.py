@@ -767,6 +767,9 @@ def test_epochs_count_from_1_and_older_folders_counted_from_0_are_renumbered(dat
 
     run = train(_tiny(data_dir), tmp_path, verbose=0)
     assert list(run.history["epoch"]) == [1, 2] and run.metrics["best_epoch"] in (1, 2)
+    old = Path(__file__).parent / "fixtures" / "run-format1"  # best_epoch 0: its first epoch
+    assert json.loads((old / "metrics.json").read_text())["best_epoch"] == 0
+    assert zoo.runs.read_metrics(old)["best_epoch"] == 1
     # A folder written before epochs counted from 1 reads back counted from 1.
     for name in ("history.csv", "steps.csv"):
         table = pd.read_csv(run.path / name)

@@ -21,12 +21,17 @@ if TYPE_CHECKING:
 
 
 def read_metrics(path: str | Path) -> dict[str, Any] | None:
-    """metrics.json, or None when it is missing or damaged."""
+    """metrics.json, or None when it is missing or damaged; `best_epoch` counted from 1."""
     try:
         metrics = json.loads((Path(path) / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    return metrics if isinstance(metrics, dict) else None
+    if not isinstance(metrics, dict):
+        return None
+    # Written before epochs counted from 1, which every metrics.json since says.
+    if metrics.get("epochs_counted_from") != 1 and isinstance(metrics.get("best_epoch"), int):
+        metrics["best_epoch"] += 1
+    return metrics
 
 
 def read_history(path: str | Path) -> pd.DataFrame:

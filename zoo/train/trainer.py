@@ -386,6 +386,7 @@ def _finish(
         **results,
         "epochs_run": len(history),
         "best_epoch": best_epoch,
+        "epochs_counted_from": 1,
         "stop_reason": stop,
         "train_seconds": round(seconds, 2),
         "wall_seconds": round(time.perf_counter() - begun, 2),

@@ -32,8 +32,8 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name, monkeyp
             assert cfg.budget == budget and cfg.seed == 1 and cfg.model == run.model
     # Building every model is how the estimate counts FLOPs and activations. The cpu budget's
     # goal: an hour on 2 cores of an AMX Xeon, with 3 seeds on the runs the conclusions compare.
-    # S0, S1 and S4 were re-planned to it on 2026-12-07 (estimated 51, 39 and 52 min; their
-    # measured times are in docs/studies.md); S3 still overshoots it. These
+    # S1 and S4 were re-planned to it on 2026-12-07 (estimated 39 and 52 min; their measured
+    # times are in docs/studies.md); S0 sits at its edge and S3 still overshoots it. These
     # bounds, a tenth over each study's estimate, keep any budget from growing unnoticed.
     monkeypatch.setattr(runner, "cpu_kind", lambda precision, flags=None: "amx")
     cpu, full = estimate_seconds(study, "cpu"), estimate_seconds(study, "full")
@@ -46,7 +46,7 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name, monkeyp
         assert all(1.25 * estimate_seconds(study, "cpu", only=[r.name]) <= 30 * 60
                    for r in study.runs)  # fmt: skip
     else:
-        assert seeded <= {"S0": 56, "S1": 43, "S2": 28, "S3": 76, "S4": 57}[name] * 60
+        assert seeded <= {"S0": 65, "S1": 43, "S2": 28, "S3": 76, "S4": 57}[name] * 60
     for table in study.tables:
         assert set(table.cells.values()) <= {run.name for run in study.runs}
 

@@ -291,8 +291,8 @@ S0 = Study(
     "S0", "CS231n's convnets on CIFAR-10: batch norm, dropout, and a tuned final model",
     _S0_RUNS, (_one_column("s0", "S0: test accuracy of each model", _S0_RUNS),),
     conclusions=_S0_CONCLUSIONS,
-    budgets={"cpu": dict(subset=0.3)},
-    scaling={"cpu": "30 % of the training images (13,500), every run's own epochs"},
+    budgets={"cpu": dict(subset=0.35)},
+    scaling={"cpu": "35 % of the training images (15,750), every run's own epochs"},
 )  # fmt: skip
 
 # --- S1: BasicCNN / ImprovedCNN / ResidualCNN, VGG-A +- BN on CIFAR-10 -----------------------

@@ -32,8 +32,8 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name, monkeyp
             assert cfg.budget == budget and cfg.seed == 1 and cfg.model == run.model
     # Building every model is how the estimate counts FLOPs and activations. The cpu budget's
     # goal: an hour on 2 cores of an AMX Xeon, with 3 seeds on the runs the conclusions compare.
-    # S1 and S4 were re-planned to it on 2026-12-07 (estimated 39 and 52 min; their measured
-    # times are in docs/studies.md); S0 sits at its edge and S3 still overshoots it. These
+    # S1 and S4 were re-planned to it on 2026-12-07: S1 estimated 39 min and took 43, S4
+    # estimated 52 and took 68 (docs/studies.md). S0 sits at its edge; S3 overshoots it. These
     # bounds, a tenth over each study's estimate, keep any budget from growing unnoticed.
     monkeypatch.setattr(runner, "cpu_kind", lambda precision, flags=None: "amx")
     cpu, full = estimate_seconds(study, "cpu"), estimate_seconds(study, "full")

@@ -130,7 +130,11 @@ def _seconds(cfg: RunConfig) -> float:
     from zoo.train import forward_activations, forward_flops
 
     passes, steps = _passes(cfg)
-    model = zoo.build(cfg.model, **cfg.model_kwargs)
+    shape = {}
+    if cfg.image_size:
+        channels = DATASETS[cfg.home_dataset].shape[2]
+        shape = dict(input_shape=(cfg.image_size, cfg.image_size, channels))
+    model = zoo.build(cfg.model, **shape, **cfg.model_kwargs)
     kind = cpu_kind(cfg.precision)
     compute = forward_flops(model) * passes / CPU_FLOPS[kind]
     traffic = forward_activations(model) * passes / ACTIVATIONS_PER_SECOND[kind]

@@ -196,6 +196,36 @@ def test_crop_and_flip_keep_the_image_content(data_dir):
         assert np.array_equal(a, b) or np.array_equal(a[:, ::-1], b)
 
 
+def test_image_size_averages_each_block_of_pixels_and_scales_the_crop(data_dir):
+    common = dict(data_dir=data_dir, subset=6, test_subset=3, augment=False, shuffle=False,
+                  normalize=False, seed=3)  # fmt: skip
+    full = zdata.load("cifar10", **common)
+    half = zdata.load("cifar10", image_size=16, **common)
+    assert half[3].input_shape == (16, 16, 3) and half[3].num_examples == full[3].num_examples
+    for whole, small in zip(full[:3], half[:3], strict=True):  # train, val, test
+        (x32, y32), (x16, y16) = _batches(whole), _batches(small)
+        np.testing.assert_array_equal(y16, y32)  # the same images in the same order
+        # Each pixel the mean of the 2x2 block it covers, rounded to a uint8 level.
+        box = (x32 * 255).reshape(-1, 16, 2, 16, 2, 3).mean(axis=(2, 4))
+        assert np.abs(x16 * 255 - box).max() <= 0.5 + 1e-3
+    # The standard crop pads by as much of the image as before: 4 of 32 pixels, 2 of 16.
+    *_, info = zdata.load("cifar10", data_dir=data_dir, subset=2, test_subset=1, image_size=16)
+    assert info.augment.crop_padding == 2
+    *_, info = zdata.load("cifar10", data_dir=data_dir, subset=2, test_subset=1, image_size=16,
+                          augment={"crop_padding": 3})  # fmt: skip
+    assert info.augment.crop_padding == 3  # a padding given is taken as given
+
+
+def test_image_size_enlarges_too_and_refuses_what_is_not_a_size(data_dir):
+    train, *_, info = zdata.load("mnist", data_dir=data_dir, subset=2, test_subset=1,
+                                 image_size=32, normalize=False)  # fmt: skip
+    x, _ = _batches(train)
+    assert x.shape[1:] == (32, 32, 1) == info.input_shape and 0 <= x.min() < x.max() <= 1
+    for bad in (0, 16.0, True):
+        with pytest.raises(ValueError, match="image_size must be"):
+            zdata.load("mnist", data_dir=data_dir, subset=2, image_size=bad)
+
+
 def test_alternating_flip_shows_each_image_the_other_way_round_every_epoch(data_dir):
     common = dict(data_dir=data_dir, subset=5, test_subset=1, shuffle=False, normalize=False)
     plain, *_ = zdata.load("cifar10", augment=False, **common)

@@ -24,6 +24,7 @@ import pytest
 import zoo
 from zoo.recipes import RECIPES, RunConfig, recipe
 from zoo.runs import CONFIG_FORMAT, migrate
+from zoo.runs import data as runs_data
 from zoo.runs import digest as _digest
 from zoo.train import (
     Run,
@@ -265,6 +266,24 @@ def test_set_toggles_reach_the_model(data_dir, tmp_path, capsys):
     assert "test" in capsys.readouterr().out
 
 
+def test_a_run_at_another_image_size_trains_evaluates_and_resumes_at_it(data_dir, tmp_path):
+    code = main([
+        "deeper_convnet", "--data-dir", str(data_dir), "--subset", "8", "--test-subset", "4",
+        "--epochs", "1", "--batch-size", "32", "--image-size", "16", "--out", str(tmp_path),
+        "--quiet", "--set", "filters=(4, 8)",
+    ])  # fmt: skip
+    assert code == 0
+    (path,) = tmp_path.iterdir()
+    config = load_config(path)
+    assert config.image_size == 16
+    assert keras.models.load_model(path / "best.keras").input_shape == (None, 16, 16, 3)
+    assert json.loads((path / "metrics.json").read_text())["test"]["accuracy"] >= 0
+    # Everything that reads the run's data again (resume, reports) reads it at its size.
+    *_, info = runs_data(config)
+    assert info.input_shape == (16, 16, 3)
+    assert resume(path, verbose=0).metrics["epochs_run"] == 1
+
+
 def test_the_same_settings_reuse_a_finished_run_and_never_clobber_a_held_one(data_dir, tmp_path):
     first = train(_tiny(data_dir, epochs=1), tmp_path, verbose=0)
     modified = (first.path / "best.keras").stat().st_mtime_ns
@@ -339,6 +358,7 @@ def test_lenets_main_job_prints_no_tensorflow_error_line(data_dir, tmp_path):
         (["mlp_mnist", "--optimizer", "lbfgs"], "'optimizer' must be one of"),
         (["mlp_mnist", "--precision", "half"], "'precision' must be one of 'auto', 'float32'"),
         (["mlp_mnist", "--steps-per-execution", "-1"], "steps_per_execution must be >= 0"),
+        (["mlp_mnist", "--image-size", "0"], "image_size must be a number >= 1"),
         (
             ["mlp_mnist", "--weight-decay", "1e-4"],
             "use --set weight_decay=1e-4 for the model's L2 penalty or --decoupled-decay 1e-4",

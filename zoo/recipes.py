@@ -47,6 +47,7 @@ _RANGES: tuple[tuple[str, float, float | None, bool], ...] = (
     ("early_stopping", 0, None, False),
     ("time_limit", 0, None, False),
     ("val_split", 0, 1, False),
+    ("image_size", 1, None, False),
 )
 
 
@@ -103,6 +104,8 @@ class RunConfig:
         val_split: Held-out fraction of train; None: the dataset's default.
         subset: Fraction or per-class count of train to use (see `zoo.data.load`).
         test_subset: The same for test.
+        image_size: Train and test on images resized to this many pixels a side (see
+            `zoo.data.load`): a scaling of the data, as `subset` is; None: the dataset's size.
         seed: Seed of weights, data order and augmentation.
         precision: Keras dtype policy; `auto` (the default) becomes the fastest sound one on
             this machine when the config is made (`zoo.machine.auto_precision`), so the policy
@@ -161,6 +164,7 @@ class RunConfig:
     val_split: float | None = None
     subset: float | int | None = None
     test_subset: float | int | None = None
+    image_size: int | None = None
     seed: int = 0
     precision: Precision = "auto"
     jit: bool = False

@@ -178,7 +178,7 @@ def data(
 
     Labels come as the run's loss takes them (one-hot under label smoothing). `changes`
     override `zoo.data.load`'s arguments (e.g. `augment=False, shuffle=False`, or another
-    `batch_size` for probes); the split, subset, seed and normalization stay the run's.
+    `batch_size` for probes); the split, subset, image size, seed and normalization stay the run's.
     """
     import tensorflow as tf
 
@@ -186,7 +186,8 @@ def data(
 
     args = dict(
         data_dir=config.data_dir, batch_size=config.batch_size, val_split=config.val_split,
-        subset=config.subset, test_subset=config.test_subset, seed=config.seed,
+        subset=config.subset, test_subset=config.test_subset, image_size=config.image_size,
+        seed=config.seed,
         normalize=config.normalize, augment=config.augment, stream=config.stream,
     )  # fmt: skip
     *splits, info = zoo.data.load(config.home_dataset, **{**args, **changes})

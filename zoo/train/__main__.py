@@ -48,6 +48,7 @@ FLAGS: dict[str, tuple[type, str]] = {
     "early_stopping": (int, "patience in epochs on val accuracy (0: off)"),
     "time_limit": (float, "stop after this many minutes, inside an epoch if need be (0: off)"),
     "val_split": (float, "held-out fraction of train (default: the dataset's)"),
+    "image_size": (int, "resize every image to this many pixels a side (default: as it is)"),
     "seed": (int, "seed of weights, data order and augmentation"),
     "precision": (
         str,

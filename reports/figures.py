@@ -74,13 +74,16 @@ def overlay(
 def confusion(matrix: pd.DataFrame, title: str = "test confusion matrix") -> Figure:
     """A confusion matrix (rows true, columns predicted) with class names and counts."""
     names = [str(c) for c in matrix.columns]
-    size = max(4.0, 0.45 * len(names) + 2)
+    legible = len(names) <= 30  # names and counts fit; above, the matrix is drawn as an image
+    # A cell per 0.45 inch only while cells carry names: Tiny ImageNet's 200 classes would
+    # make a 92-inch figure, a 10,000-pixel square PNG.
+    size = max(4.0, 0.45 * len(names) + 2) if legible else 8.0
     fig = Figure(figsize=(size + 1, size), layout="constrained")
     ax = fig.subplots()
     values = matrix.to_numpy()
     image = ax.imshow(values, cmap="Blues")
     fig.colorbar(image, ax=ax, label="images")
-    if len(names) <= 30:  # names and counts stay legible
+    if legible:
         ax.set_xticks(range(len(names)), names, rotation=90)
         ax.set_yticks(range(len(names)), names)
         limit = values.max() / 2

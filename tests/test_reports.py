@@ -150,6 +150,23 @@ def test_ablation_pivot_has_mean_and_std_over_seeds(report):
     assert pd.isna(pivot.loc["lenet", "hidden=32"])
 
 
+def test_a_confusion_matrix_of_many_classes_is_drawn_at_a_fixed_size(tmp_path):
+    from zoo.files import save_figure
+
+    rng = np.random.default_rng(0)
+    for classes, named in ((10, True), (200, False)):  # CIFAR-10's, Tiny ImageNet's
+        names = [f"class {i}" for i in range(classes)]
+        matrix = pd.DataFrame(rng.integers(0, 50, (classes, classes)), index=names,
+                              columns=names)  # fmt: skip
+        fig = figures.confusion(matrix)
+        labels = [label.get_text() for label in fig.axes[0].get_xticklabels()]
+        assert (labels == names) == named  # class names only where they fit
+        save_figure(tmp_path / f"{classes}.png", fig, dpi=110)
+        height, width = matplotlib.image.imread(tmp_path / f"{classes}.png").shape[:2]
+        # 200 classes at a cell per 0.45 inch made a 10,230 x 10,120 PNG.
+        assert 400 < width <= 1100 and 400 < height <= 1100
+
+
 def test_ablation_rows_can_be_a_toggle(report):
     pivot = ablation_table(report.runs[report.runs["model"] == "mlp_mnist"], rows="bn")
     assert list(pivot.index) == ["(default)", "True"]

@@ -33,10 +33,9 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name, monkeyp
     # Building every model is how the estimate counts FLOPs and activations. The cpu budget's
     # goal: an hour on 2 cores of an AMX Xeon, with 3 seeds on the runs the conclusions compare.
     # S1 and S4 were re-planned to it on 2026-12-07: S1 estimated 39 min and took 43, S4
-    # estimated 52 and took 68 (docs/studies.md), then went to 10 % of the images (37); S3
-    # took 110 at 64x64 (69 estimated), then went to 32x32 in batches of 32 (32). S0 sits at
-    # its edge. These bounds, a tenth over each study's estimate, keep any budget from growing
-    # unnoticed.
+    # estimated 52 and took 68 (docs/studies.md), then took 54 on 10 % of the images (37
+    # estimated). S0 sits at its edge; S3 overshoots it. These bounds, a tenth over each
+    # study's estimate, keep any budget from growing unnoticed.
     monkeypatch.setattr(runner, "cpu_kind", lambda precision, flags=None: "amx")
     cpu, full = estimate_seconds(study, "cpu"), estimate_seconds(study, "full")
     seeded = cpu + 2 * estimate_seconds(study, "cpu", only=study.compared())
@@ -48,7 +47,7 @@ def test_every_study_resolves_and_builds_every_run_at_every_budget(name, monkeyp
         assert all(1.25 * estimate_seconds(study, "cpu", only=[r.name]) <= 30 * 60
                    for r in study.runs)  # fmt: skip
     else:
-        assert seeded <= {"S0": 65, "S1": 43, "S2": 28, "S3": 35, "S4": 41}[name] * 60
+        assert seeded <= {"S0": 65, "S1": 43, "S2": 28, "S3": 76, "S4": 41}[name] * 60
     for table in study.tables:
         assert set(table.cells.values()) <= {run.name for run in study.runs}
 

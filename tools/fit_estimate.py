@@ -7,9 +7,9 @@ traffic (activations at `ACTIVATIONS_PER_SECOND`), `STEP_SECONDS` a training ste
 `RUN_SECONDS` a run (study_runner/runner.py). This reads the mean wall minutes of each cell of
 the given cells.csv files (default: every results/S*-cpu.csv with a `minutes` column; they were
 measured on the CPU kind this machine is, at the budget the catalog gives now: a study whose
-budget changed is to be rerun before its cells go in a fit), fits the three rates by least relative squares with
-the step cost held, and prints them with each run's and each study's estimate against its
-measurement, under the rates in use and under the fitted ones.
+budget changed is to be rerun before its cells go in a fit), fits the three rates by least
+relative squares with the step cost held, and prints them with each run's and each study's
+estimate against its measurement, under the rates in use and under the fitted ones.
 """
 
 from __future__ import annotations

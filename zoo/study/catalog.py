@@ -523,7 +523,7 @@ S4 = Study(
     # What limits S4 at an hour is data, not the rate (docs/studies/S4.md): a quarter of every
     # width costs about half of a half's (the nets move memory more than they multiply). At
     # 15 % of the images it took 68 min; 10 % leaves a fifth of the hour for a slower day (the
-    # same machine has run 1.4-1.8 times slower for hours).
+    # same machine has run 1.4-1.6 times slower for hours).
     budgets={"cpu": dict(subset=0.10, epochs=6, early_stopping=0, toggles={"width": 0.25}),
              "smoke": dict(toggles={"width": 0.25})},
     scaling={"cpu": "a quarter of every width, 10 % of the training images (4,500), 6 epochs"},

@@ -20,7 +20,7 @@ from PIL import Image
 
 import zoo.data as zdata
 from zoo.data import formats
-from zoo.data.pipeline import split_stratified, subset_indices
+from zoo.data.pipeline import channel_stats, split_stratified, subset_indices
 from zoo.recipes import recipe
 
 MNIST_TEST_PER_CLASS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -224,6 +224,34 @@ def test_image_size_enlarges_too_and_refuses_what_is_not_a_size(data_dir):
     for bad in (0, 16.0, True):
         with pytest.raises(ValueError, match="image_size must be"):
             zdata.load("mnist", data_dir=data_dir, subset=2, image_size=bad)
+
+
+def test_channel_stats_are_exact_and_a_second_load_reuses_the_first_ones_work(
+    data_dir, monkeypatch
+):
+    from zoo.data import datasets
+
+    arrays = zdata.read("cifar10", data_dir=data_dir)
+    rows = subset_indices(arrays.y_train, 40, seed=1)
+    pixels = arrays.x_train[rows].astype(np.float64)
+    mean, std = channel_stats(arrays.x_train, rows)
+    np.testing.assert_allclose(mean, pixels.mean((0, 1, 2)) / 255, rtol=1e-12)
+    np.testing.assert_allclose(std, pixels.std((0, 1, 2)) / 255, rtol=1e-12)
+
+    calls = []
+    for name in ("resize_images", "channel_stats"):
+        real = getattr(datasets, name)
+        monkeypatch.setattr(datasets, name, lambda *a, f=real: calls.append(f.__name__) or f(*a))
+    monkeypatch.setattr(datasets, "_LAST", {})
+    common = dict(data_dir=data_dir, subset=6, test_subset=3, image_size=16)
+    (*first, info), (*second, again) = (zdata.load("cifar10", **common, augment=aug, seed=3)
+                                        for aug in (True, False))  # fmt: skip
+    assert calls == ["resize_images", "resize_images", "channel_stats"]  # train, test, stats
+    assert again.mean == info.mean and again.std == info.std
+    for one, other in zip(first[1:], second[1:], strict=True):  # val and test, unaugmented
+        np.testing.assert_array_equal(_batches(one)[0], _batches(other)[0])
+    *_, other_rows = zdata.load("cifar10", **common, seed=4)  # other rows: computed anew
+    assert len(calls) == 6 and other_rows.mean != info.mean
 
 
 def test_alternating_flip_shows_each_image_the_other_way_round_every_epoch(data_dir):

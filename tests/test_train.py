@@ -173,6 +173,11 @@ def test_run_folder_has_every_file_with_sane_contents(data_dir, tmp_path):
 
     best = keras.models.load_model(run.path / "best.keras", safe_mode=True)
     assert best.count_params() == rebuild(run.path).count_params()
+    # One pass over test gives its scores and the matrix: they agree, and with Keras' own.
+    _, _, test, _ = runs_data(run.config, augment=False, shuffle=False)
+    loss, accuracy = best.evaluate(test, verbose=0)
+    assert m["test"]["loss"] == pytest.approx(loss, rel=1e-5)
+    assert m["test"]["accuracy"] == pytest.approx(accuracy) == np.trace(confusion) / 100
 
 
 @pytest.mark.parametrize(

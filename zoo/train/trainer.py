@@ -357,20 +357,16 @@ def _finish(
         model.load_weights(best)
     history = runs.read_history(path)
     results = {}
-    for name, ds in zip(("train", "val", "test"), splits, strict=True):
-        if not best.exists():
-            break
-        if info.num_examples[name] and (name != "test" or config.evaluate_test):
+    for name, ds in zip(("train", "val"), splits[:2], strict=True):
+        if best.exists() and info.num_examples[name]:
             loss, accuracy = model.evaluate(ds, verbose=0)
             results[name] = {"loss": float(loss), "accuracy": float(accuracy)}
+    if best.exists() and info.num_examples["test"] and config.evaluate_test:
+        results["test"], predictions, labels = _test(model, splits[2])
+        _write_confusion(path, info.class_names, labels, predictions)
     if "test" in results and config.tta:  # beside, never instead of, plain test accuracy
         results["test_tta"] = {"accuracy": tta.accuracy(model, splits[2], config.tta),
                                "level": config.tta}  # fmt: skip
-    if "test" in results:
-        labels = np.concatenate([y.numpy() for _, y in splits[2]])
-        labels = labels.argmax(-1) if labels.ndim > 1 else labels
-        predictions = model.predict(splits[2], verbose=0).argmax(-1)
-        _write_confusion(path, info.class_names, labels, predictions)
 
     seconds = float(history["seconds"].sum()) if "seconds" in history else 0.0
     monitored = history.get("val_accuracy", history.get("accuracy"))
@@ -402,6 +398,19 @@ def _finish(
     if stop != "time_limit":  # that one `resume` continues from its last finished epoch
         shutil.rmtree(path / runs.BACKUP, ignore_errors=True)
     return Run(path, config, history, files.finite(metrics))
+
+
+def _test(model: keras.Model, test: tf.data.Dataset) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Loss and accuracy on the test split, its predicted and true classes: one pass, where
+    `evaluate` and then `predict` for the confusion matrix took two. The loss is the compiled
+    one with the regularization terms, as `evaluate` reports it."""
+    logits = model.predict(test, verbose=0)
+    targets = np.concatenate([np.asarray(y) for _, y in test])
+    loss = model.compute_loss(y=targets, y_pred=logits, training=False)
+    predictions = logits.argmax(-1)
+    labels = targets.argmax(-1) if targets.ndim > 1 else targets
+    scores = {"loss": float(loss), "accuracy": float(np.mean(predictions == labels))}
+    return scores, predictions, labels
 
 
 def _write_confusion(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import re
 import shutil
@@ -227,7 +228,7 @@ def test_image_size_enlarges_too_and_refuses_what_is_not_a_size(data_dir):
 
 
 def test_channel_stats_are_exact_and_a_second_load_reuses_the_first_ones_work(
-    data_dir, monkeypatch
+    data_dir, monkeypatch, tmp_path
 ):
     from zoo.data import datasets
 
@@ -238,20 +239,35 @@ def test_channel_stats_are_exact_and_a_second_load_reuses_the_first_ones_work(
     np.testing.assert_allclose(mean, pixels.mean((0, 1, 2)) / 255, rtol=1e-12)
     np.testing.assert_allclose(std, pixels.std((0, 1, 2)) / 255, rtol=1e-12)
 
+    assert all(math.isnan(v) for v in sum(channel_stats(arrays.x_train, rows[:0]), ()))
+
     calls = []
     for name in ("resize_images", "channel_stats"):
         real = getattr(datasets, name)
         monkeypatch.setattr(datasets, name, lambda *a, f=real: calls.append(f.__name__) or f(*a))
-    monkeypatch.setattr(datasets, "_LAST", {})
     common = dict(data_dir=data_dir, subset=6, test_subset=3, image_size=16)
-    (*first, info), (*second, again) = (zdata.load("cifar10", **common, augment=aug, seed=3)
-                                        for aug in (True, False))  # fmt: skip
-    assert calls == ["resize_images", "resize_images", "channel_stats"]  # train, test, stats
+    with zdata.reusing():
+        (*first, info), (*second, again) = (zdata.load("cifar10", **common, augment=aug, seed=3)
+                                            for aug in (True, False))  # fmt: skip
+        assert calls == ["resize_images", "resize_images", "channel_stats"]  # train, test, stats
+        *_, other_rows = zdata.load("cifar10", **common, seed=4)  # other rows: computed anew
+        assert len(calls) == 6 and other_rows.mean != info.mean
     assert again.mean == info.mean and again.std == info.std
     for one, other in zip(first[1:], second[1:], strict=True):  # val and test, unaugmented
         np.testing.assert_array_equal(_batches(one)[0], _batches(other)[0])
-    *_, other_rows = zdata.load("cifar10", **common, seed=4)  # other rows: computed anew
-    assert len(calls) == 6 and other_rows.mean != info.mean
+    zdata.load("cifar10", **common, seed=4)  # outside the block nothing is kept
+    assert len(calls) == 9 and datasets._LAST is None
+
+    # A run's two loads, at its own size and at another, compute the statistics once.
+    from zoo.train import train
+
+    for size in (None, 16):
+        calls.clear()
+        settings = dict(data_dir=str(data_dir), subset=2, test_subset=1, epochs=1,
+                        image_size=size, model_kwargs={"filters": (4, 8)})  # fmt: skip
+        train(recipe("deeper_convnet", **settings), tmp_path, verbose=0)
+        assert calls.count("channel_stats") == 1
+        assert calls.count("resize_images") == (2 if size else 0)
 
 
 def test_alternating_flip_shows_each_image_the_other_way_round_every_epoch(data_dir):

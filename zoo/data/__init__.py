@@ -20,5 +20,14 @@ The loaders live in `zoo.data.datasets` (readers in `formats`, splits and augmen
 
 from zoo.cli import lazy_exports
 
-__all__ = ["DATASETS", "Augment", "DataError", "DatasetInfo", "list_datasets", "load", "read"]
+__all__ = [
+    "DATASETS",
+    "Augment",
+    "DataError",
+    "DatasetInfo",
+    "list_datasets",
+    "load",
+    "read",
+    "reusing",
+]
 __getattr__ = lazy_exports(__name__, "zoo.data.datasets")

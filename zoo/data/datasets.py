@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import functools
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,16 @@ from zoo.data.pipeline import (
 from zoo.data.sources import Want, cache_dir, cache_key, cached, from_tfds
 from zoo.data.specs import DATASETS, Augment, DatasetSpec
 
-__all__ = ["DATASETS", "Augment", "DataError", "DatasetInfo", "list_datasets", "load", "read"]
+__all__ = [
+    "DATASETS",
+    "Augment",
+    "DataError",
+    "DatasetInfo",
+    "list_datasets",
+    "load",
+    "read",
+    "reusing",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,15 +215,32 @@ def load(
     return train, val, test, info
 
 
-# The last result of each kind, with what it was computed from. A run loads its data twice,
-# augmented for training and plain for its final evaluation, from the same decoded arrays: the
-# second load reuses the first's resized images (seconds for Tiny ImageNet) and statistics.
-_LAST: dict[str, tuple[np.ndarray, np.ndarray, tuple[Any, ...], Any]] = {}
+# While `reusing()` is open, the last result of each kind, with what it was computed from.
+_LAST: dict[str, tuple[np.ndarray, np.ndarray, tuple[Any, ...], Any]] | None = None
 
 
-def _reused(kind: str, compute: Any, images: np.ndarray, rows: np.ndarray, *args: Any) -> Any:
-    """`compute(images, rows, *args)`, or its last result for the same `images` object (held
-    here, so never another array at a reused address), rows and arguments."""
+@contextlib.contextmanager
+def reusing() -> Iterator[None]:
+    """Loads inside reuse each other's resized images and channel statistics, where they come
+    from the same decoded arrays and rows: a run loads its data twice, augmented for training
+    and plain for its final evaluation (seconds each for Tiny ImageNet). Nothing is kept past
+    the block, so no array outlives the loads that need it."""
+    global _LAST
+    outer, _LAST = _LAST, _LAST if _LAST is not None else {}
+    try:
+        yield
+    finally:
+        _LAST = outer
+
+
+def _reused(
+    kind: str, compute: Callable[..., Any], images: np.ndarray, rows: np.ndarray, *args: Any
+) -> Any:
+    """`compute(images, rows, *args)`, or inside `reusing()` its last result for the same
+    `images` object (held there, so never another array at a reused address), rows and
+    arguments."""
+    if _LAST is None:
+        return compute(images, rows, *args)
     last = _LAST.get(kind)
     if last and last[0] is images and last[2] == args and np.array_equal(last[1], rows):
         return last[3]

@@ -82,6 +82,8 @@ def channel_stats(
     """Per-channel mean and std of uint8 images (those at `rows`, default all), on [0, 1]."""
     rows = np.arange(len(images)) if rows is None else rows
     channels = images.shape[-1]
+    if not len(rows):
+        return (math.nan,) * channels, (math.nan,) * channels
     # Exact, from each channel's histogram of the 256 values, in chunks: no float copy of
     # the whole set (nor, for images on disk, a copy of them in memory), and 2-3x faster than
     # float64 sums of the chunks.
@@ -92,7 +94,7 @@ def channel_stats(
         for channel in range(channels):
             counts[channel] += np.bincount(chunk[:, channel], minlength=256)
     values = np.arange(256, dtype=np.float64)
-    pixels = np.maximum(counts.sum(1), 1)
+    pixels = counts.sum(1)
     mean = counts @ values / pixels
     std = np.sqrt(np.maximum(counts @ values**2 / pixels - mean**2, 0.0))
     return tuple(float(m) / 255 for m in mean), tuple(float(s) / 255 for s in std)

@@ -199,8 +199,9 @@ def _fit(config: RunConfig, path: Path, verbose: int | None) -> Run:
         state["reason"] = None  # continued by `resume`, for another time limit
     # metrics.json is written last: a run that has one, even damaged, has finished training.
     done = (path / runs.METRICS).exists()
-    train_ds, val_ds, test_ds, info = runs.data(config, epochs=(start, config.epochs))
-    train_eval, *_ = runs.data(config, augment=False, shuffle=False)
+    with zoo.data.reusing():  # the second load reuses the first's resizing and statistics
+        train_ds, val_ds, test_ds, info = runs.data(config, epochs=(start, config.epochs))
+        train_eval, *_ = runs.data(config, augment=False, shuffle=False)
     steps = math.ceil(info.num_examples["train"] / config.batch_size)
     has_val = info.num_examples["val"] > 0
     runs.write_record(path, config, info)
@@ -401,9 +402,9 @@ def _finish(
 
 
 def _test(model: keras.Model, test: tf.data.Dataset) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Loss and accuracy on the test split, its predicted and true classes: one pass, where
-    `evaluate` and then `predict` for the confusion matrix took two. The loss is the compiled
-    one with the regularization terms, as `evaluate` reports it."""
+    """Loss and accuracy on the test split, its predicted and true classes, from one pass of
+    the model (`evaluate` and then `predict` for the confusion matrix took two). The loss is
+    the compiled one with the regularization terms, as `evaluate` reports it."""
     logits = model.predict(test, verbose=0)
     targets = np.concatenate([np.asarray(y) for _, y in test])
     loss = model.compute_loss(y=targets, y_pred=logits, training=False)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tools" / "gpu_check.py"
 
@@ -32,6 +34,7 @@ def test_a_stalled_step_is_killed_at_its_limit_and_the_next_runs(tmp_path):
     assert "a / b" in _module().summary(check)
 
 
+@pytest.mark.slow  # 10-14 s: the whole suite runs it, the fast lane not
 def test_a_gpu_that_tensorflow_cannot_see_stops_the_check(tmp_path):
     # A stand-in nvidia-smi: the machine has a GPU, but TensorFlow here sees none.
     bin_dir = tmp_path / "bin"

@@ -312,6 +312,7 @@ def test_mixed_precision_logits_are_float32():
     assert zoo.build("basic_cnn", width=0.25).layers[-1].name != "logits_float32"
 
 
+@pytest.mark.slow  # 10-14 s: the whole suite runs it, the fast lane not
 def test_tiny_baseline_long_plain_net_trains_only_with_he_init(data_dir):
     """S3's recipe takes He's init: with Glorot's, 20 plain ReLU convs learn little beyond the
     class prior in the steps where He's fits the images (real MNIST, 512 images)."""

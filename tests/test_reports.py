@@ -583,6 +583,7 @@ def test_precision_is_a_column_not_a_variant():
     assert variant(recipe("lenet", precision="mixed_bfloat16", lr=0.5)) == "lr=0.5"
 
 
+@pytest.mark.slow  # 10-14 s: the whole suite runs it, the fast lane not
 def test_a_rebuild_redraws_only_the_runs_that_changed(runs, tmp_path):
     root = tmp_path / "runs"
     shutil.copytree(runs, root)

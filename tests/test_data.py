@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +62,11 @@ def test_cifar_image_folder_counts_and_labels_match_folders(cifar):
     assert np.bincount(cifar.y_train).tolist() == [5000] * 10
     assert np.bincount(cifar.y_test).tolist() == [1000] * 10
     assert cifar.class_names[3] == "cat"
-    cats = Path(cifar.source) / "train" / "cat"
-    first_cat = sorted(p for p in cats.iterdir() if p.suffix == ".jpg")[0]
-    decoded = tf.io.decode_jpeg(first_cat.read_bytes(), channels=3).numpy()
+    # Read from the archive, never extracted; the first cat is the first file of train/cat/.
+    assert cifar.source.endswith("cifar10-jpeg.tar.gz/cifar10")
+    with tarfile.open(Path(cifar.source).parent) as tar:
+        cats = sorted(m.name for m in tar if m.name.startswith("cifar10/train/cat/"))
+        decoded = tf.io.decode_jpeg(tar.extractfile(cats[0]).read(), channels=3).numpy()
     assert cifar.y_train[15000] == 3
     np.testing.assert_array_equal(cifar.x_train[15000], decoded)
 
@@ -81,13 +84,58 @@ def test_tiny_imagenet_layout_val_serves_as_test(data_dir):
     assert grey.sum() > 0
 
 
-def test_archive_is_extracted_once(data_dir, cifar):
-    cache = Path(os.environ["ZOO_CACHE_DIR"])
-    first = formats.extract(data_dir / "cifar10-jpeg.tar.gz", cache)
-    assert Path(cifar.source).parent == first  # the session's read extracted it here
-    marker = first / "marker"
+def _small_archive(cifar, tmp_path: Path, suffix: str = ".tar.gz") -> Path:
+    tree = _small_image_tree(cifar, tmp_path / "tree")
+    archive = tmp_path / "data" / f"cifar10-small{suffix}"
+    archive.parent.mkdir()
+    if suffix == ".zip":
+        with zipfile.ZipFile(archive, "w") as zf:
+            for path in sorted(tree.rglob("*")):
+                zf.write(path, path.relative_to(tree).as_posix())
+    else:
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(tree / "cifar10", "cifar10")
+    return archive
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".zip"])
+def test_an_archive_is_read_in_memory_once_and_never_extracted(
+    cifar, tmp_path, monkeypatch, suffix
+):
+    archive = _small_archive(cifar, tmp_path, suffix)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(cache))
+    first = zdata.read("cifar10", data_dir=archive.parent)
+    assert first.source == f"{archive}/cifar10" and first.x_train.shape == (30, 32, 32, 3)
+    np.testing.assert_array_equal(
+        first.x_train[0], cifar.x_train[np.flatnonzero(cifar.y_train == 0)[0]]
+    )
+    # The cache holds the decoded arrays and nothing extracted.
+    assert len(list(cache.rglob("meta.json"))) == 1
+    assert not list(cache.rglob("*.png")) and list(cache.iterdir()) == [cache / "decoded"]
+    # A later process reads the cached arrays without opening the archive again.
+    zdata.datasets._read.cache_clear()
+    monkeypatch.setattr(formats, "read_archive", lambda path: pytest.fail("read again"))
+    again = zdata.read("cifar10", data_dir=archive.parent)
+    np.testing.assert_array_equal(again.x_train, first.x_train)
+    assert again.class_names == first.class_names and again.source == first.source
+
+
+def test_an_archive_larger_than_the_memory_budget_is_extracted_once(cifar, tmp_path, monkeypatch):
+    archive = _small_archive(cifar, tmp_path)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(cache))
+    in_memory = zdata.read("cifar10", data_dir=archive)
+    zdata.datasets._read.cache_clear()
+    monkeypatch.setenv("ZOO_MEMORY_LIMIT", str(archive.stat().st_size - 1))
+    extracted = zdata.read("cifar10", data_dir=archive)
+    folder = formats.extract(archive, cache)
+    assert extracted.source == str(folder / "cifar10")
+    for k in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(extracted, k), getattr(in_memory, k))
+    marker = folder / "marker"
     marker.write_text("kept")
-    assert formats.extract(data_dir / "cifar10-jpeg.tar.gz", cache) == first
+    assert formats.extract(archive, cache) == folder
     assert marker.read_text() == "kept"  # not extracted again
 
 

@@ -86,7 +86,7 @@ def positive_int(text: str) -> int:
 
 
 def show_progress(quiet: bool = False) -> None:
-    """Prints the zoo's progress lines (a first extraction or decode of a dataset, which take
+    """Prints the zoo's progress lines (a first read or decode of a dataset, which take
     tens of seconds) to stderr, unless `quiet`. Library callers see them only if they configure
     logging themselves."""
     logger = logging.getLogger("zoo")

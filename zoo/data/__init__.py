@@ -7,8 +7,9 @@ Where the data comes from, in order:
 1. `data_dir`, else the `ZOO_DATA_DIR` environment variable: the dataset's own folder, or a root
    folder holding it under its usual name (`mnist/`, `cifar-10-batches-py/`, `cifar10/`,
    `tiny-imagenet-200/`, ...) or as an archive whose name starts with that name
-   (`cifar10-jpeg.tar.gz`, `tiny-imagenet-200.zip`), extracted once into the cache folder
-   (`ZOO_CACHE_DIR`, default `~/.cache/zoo`). A `data_dir` without the dataset is an error,
+   (`cifar10-jpeg.tar.gz`, `tiny-imagenet-200.zip`), read once into arrays kept in the cache
+   folder (`ZOO_CACHE_DIR`, default `~/.cache/zoo`); an archive larger than the memory budget
+   is extracted there instead. A `data_dir` without the dataset is an error,
    never a fall back to `ZOO_DATA_DIR` or TFDS.
 2. TFDS (`tfds.load`, with `tfds_dir` or TFDS's own default), downloading only when online.
 3. Otherwise a `DataError` naming every place and format looked for, and how to get the data.

@@ -16,7 +16,7 @@ from zoo.cli import Parser, positive_int, show_progress
 def bench(args: argparse.Namespace) -> None:
     """Prints load time, first full pass and images/s of later passes of the train pipeline."""
     if args.cold:
-        # A fresh cache folder makes the first pass include archive extraction.
+        # A fresh cache folder makes the first load read (or extract) and decode archives.
         os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-bench-")
     start = time.perf_counter()
     train, _, _, info = zdata.load(
@@ -76,7 +76,8 @@ def _parser() -> Parser:
             p.add_argument("--passes", type=positive_int, default=3,
                            help="timed passes after the first (default 3)")  # fmt: skip
             p.add_argument("--no-augment", action="store_true", help="time it without augmentation")
-            p.add_argument("--cold", action="store_true", help="extract archives anew")
+            p.add_argument("--cold", action="store_true",
+                           help="an empty cache: read and decode archives anew")  # fmt: skip
             p.add_argument("--stream", action="store_true",
                            help="read images from disk (default: if too big)")  # fmt: skip
     return parser

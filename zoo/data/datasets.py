@@ -23,7 +23,15 @@ from zoo.data.pipeline import (
     split_stratified,
     subset_indices,
 )
-from zoo.data.sources import Want, cache_dir, cache_key, cached, from_tfds
+from zoo.data.sources import (
+    Want,
+    archive_key,
+    cache_dir,
+    cache_key,
+    cached,
+    cached_already,
+    from_tfds,
+)
 from zoo.data.specs import DATASETS, Augment, DatasetSpec
 
 __all__ = [
@@ -355,25 +363,43 @@ def _expected(spec: DatasetSpec) -> str:
     return f"no {'/, '.join(spec.folders)}/ folder and no archive {spec.folders[0]}*{suffixes}"
 
 
-def _search(name: str, spec: DatasetSpec, root: Path, label: str, want: Want) -> Arrays | None:
-    """Reads the dataset from `root`: its own folder, a named child, or a named archive."""
+def _search(
+    name: str, spec: DatasetSpec, root: Path, label: str, want: Want, key: str | None = None
+) -> Arrays | None:
+    """Reads the dataset from `root`: its own folder, a named child, or a named archive.
+    `key` names the cache entry of an archive's arrays."""
     if not root.exists():
         raise DataError(f"{label} {root}: data folder does not exist.")
     if formats.is_archive(root):
-        return _search(name, spec, formats.extract(root, cache_dir()), label, want)
+        return _search_archive(name, spec, root, label, want)
     if not root.is_dir():
         raise DataError(f"{label} {root}: expected a data folder or an archive, got a file.")
     for folder in [root] + [root / f for f in spec.folders]:
         if folder.is_dir():
-            arrays = _read_folder(name, spec, folder, want)
+            arrays = _read_folder(name, spec, folder, want, key)
             if arrays is not None:
                 for array in (arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test):
                     array.flags.writeable = False  # shared by every later load in this process
                 return arrays
     for archive in sorted(root.iterdir()):
         if formats.is_archive(archive) and _named(archive.name, spec.folders):
-            return _search(name, spec, formats.extract(archive, cache_dir()), label, want)
+            return _search_archive(name, spec, archive, label, want)
     return None
+
+
+def _search_archive(
+    name: str, spec: DatasetSpec, archive: Path, label: str, want: Want
+) -> Arrays | None:
+    """An archive within the memory budget is read into memory and searched there, its arrays
+    cached: extracting an image tree writes thousands of small files, slower to write (and to
+    delete) than to decode. A larger one is extracted into the cache folder, once."""
+    if isinstance(archive, Path) and archive.stat().st_size > want.budget:
+        return _search(name, spec, formats.extract(archive, cache_dir()), label, want)
+    key = archive_key(archive, name)
+    arrays = cached_already(key, want)
+    if arrays is None:
+        arrays = _search(name, spec, formats.read_archive(archive), label, want, key)
+    return arrays
 
 
 def _named(filename: str, folders: tuple[str, ...]) -> bool:
@@ -384,17 +410,20 @@ def _named(filename: str, folders: tuple[str, ...]) -> bool:
     )
 
 
-def _read_folder(name: str, spec: DatasetSpec, folder: Path, want: Want) -> Arrays | None:
-    """Asks the dataset's readers in turn whether `folder` is theirs; the first one reads it."""
+def _read_folder(
+    name: str, spec: DatasetSpec, folder: Path, want: Want, key: str | None = None
+) -> Arrays | None:
+    """Asks the dataset's readers in turn whether `folder` is theirs; the first one reads it,
+    into the cache under `key` when one is given (an archive's)."""
     reader = next((r for f in spec.formats if (r := formats.READERS[f]).found(folder)), None)
     if reader is None:
         return None
     stream = (
         want.stream if want.stream is not None else want.streams(reader.nbytes(folder, spec.shape))
     )
-    if reader.decodes or stream:
+    if reader.decodes or stream or key:
         arrays = cached(
-            cache_key(folder),
+            key or cache_key(folder),
             lambda tmp: (reader.write(folder, spec.shape, spec.class_names, tmp), str(folder)),
             stream,
             lambda: reader.read(folder, spec.shape, spec.class_names),

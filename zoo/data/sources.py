@@ -39,6 +39,25 @@ def cache_key(folder: Path) -> str:
     return f"{folder.name}-{digest.hexdigest()[:12]}"
 
 
+def archive_key(archive: Path, name: str) -> str:
+    """The cache name of the decoded arrays of dataset `name` read from an archive: its path,
+    size and modification time, so a changed archive is read anew."""
+    stat = archive.stat()
+    where = archive.resolve() if isinstance(archive, Path) else archive
+    digest = hashlib.sha1(f"{where}:{name}:{stat.st_size}:{stat.st_mtime}".encode())
+    return f"{formats.archive_stem(archive.name)}-{digest.hexdigest()[:12]}"
+
+
+def cached_already(key: str, want: Want) -> Arrays | None:
+    """The arrays cached under `key` if they were written; memory-mapped where `want` streams
+    the images they hold."""
+    target = cache_dir() / "decoded" / key
+    if not (target / "meta.json").is_file():
+        return None
+    nbytes = sum(np.load(target / f"{k}.npy", mmap_mode="r").nbytes for k in ("x_train", "x_test"))
+    return _entry(target, want.streams(nbytes))
+
+
 def cached(
     key: str,
     write: Callable[[Path], tuple[tuple[str, ...], str]],
@@ -71,6 +90,10 @@ def cached(
                 f"which failed ({err}); set ZOO_CACHE_DIR to a writable folder with room."
             ) from err
         return fallback()
+    return _entry(target, mmap)
+
+
+def _entry(target: Path, mmap: bool) -> Arrays:
     meta = json.loads((target / "meta.json").read_text())
     arrays = {
         k: np.load(target / f"{k}.npy", mmap_mode="r" if mmap and k.startswith("x") else None)

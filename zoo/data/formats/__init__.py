@@ -3,10 +3,11 @@ its folders apart, reads one into uint8 arrays, or writes them decoded for strea
 
 Formats: MNIST-style IDX files (gzipped or not), CIFAR-10/100 python pickle batches, an
 image-folder tree `{train,test}/<class>/*.png|jpg`, and Tiny ImageNet's own layout. Archives
-(`.tar.gz`, `.tgz`, `.tar`, `.zip`) are extracted once, safely, into a cache folder.
+(`.tar.gz`, `.tgz`, `.tar`, `.zip`) are read into memory and searched like a folder, or, when
+too large for memory, extracted once, safely, into a cache folder.
 """
 
-from zoo.data.formats.archives import extract, is_archive
+from zoo.data.formats.archives import ArchivePath, archive_stem, extract, is_archive, read_archive
 from zoo.data.formats.base import (
     ARCHIVE_SUFFIXES,
     ARRAY_FILES,
@@ -31,7 +32,8 @@ READERS: dict[str, Reader] = {
 }
 
 __all__ = [
-    "ARCHIVE_SUFFIXES", "ARRAY_FILES", "IMAGE_SUFFIXES", "READERS", "Arrays", "CifarPickleReader",
+    "ARCHIVE_SUFFIXES", "ARRAY_FILES", "IMAGE_SUFFIXES", "READERS", "ArchivePath", "Arrays",
+    "CifarPickleReader", "archive_stem", "read_archive",
     "DataError", "IdxReader", "ImageFolderReader", "Listing", "Reader", "TinyImageNetReader",
     "decode_images", "extract", "is_archive", "list_image_folder", "list_tiny_imagenet",
     "read_cifar_pickle", "read_idx", "read_idx_file",

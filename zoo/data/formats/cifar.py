@@ -31,7 +31,7 @@ class _CifarUnpickler(pickle.Unpickler):
 
 def _unpickle(path: Path) -> dict:
     try:
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             batch = _CifarUnpickler(f, encoding="bytes").load()
     except Exception as err:
         raise DataError(f"{path}: not a readable CIFAR python batch ({err}).") from err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,10 @@ def read_idx_file(path: Path) -> np.ndarray:
     Raises:
         DataError: If the file is not IDX, not unsigned bytes, or shorter than its header says.
     """
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as err:
+        with path.open("rb") as raw:  # a file, or a member of an archive read into memory
+            data = gzip.decompress(raw.read()) if path.suffix == ".gz" else raw.read()
+    except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"{path}: cannot read ({err}).") from err
     if len(data) < 4 or data[:2] != b"\0\0":
         raise DataError(f"{path}: not an IDX file (expected magic 0x0000, got {data[:4]!r}).")

@@ -120,11 +120,14 @@ def decode_images(paths: list[Path], channels: int, progress: bool = True) -> np
     """
     first = _decode_one(paths[0], channels)
     shape = tuple(first.shape)
-    files = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
-    images = files.map(
-        lambda p: tf.ensure_shape(
-            tf.io.decode_image(tf.io.read_file(p), channels=channels, expand_animations=False),
-            shape,
+    if isinstance(paths[0], Path):
+        names = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
+        encoded = names.map(tf.io.read_file, num_parallel_calls=tf.data.AUTOTUNE)
+    else:  # members of an archive read into memory
+        encoded = tf.data.Dataset.from_tensor_slices([p.read_bytes() for p in paths])
+    images = encoded.map(
+        lambda data: tf.ensure_shape(
+            tf.io.decode_image(data, channels=channels, expand_animations=False), shape
         ),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
@@ -156,8 +159,10 @@ def decode_images(paths: list[Path], channels: int, progress: bool = True) -> np
 
 def _decode_one(path: Path, channels: int) -> np.ndarray:
     try:
-        data = tf.io.read_file(str(path))
+        data = path.read_bytes()
         return tf.io.decode_image(data, channels=channels, expand_animations=False).numpy()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err}).") from None
     except (tf.errors.OpError, ValueError) as err:
         raise DataError(f"{path}: cannot decode image ({_op_message(err)}).") from None
 

@@ -49,6 +49,7 @@ def test_other_shape_and_class_count(name):
     assert tuple(out.shape) == (1, classes)
 
 
+@pytest.mark.slow  # 20 s; the fast lane builds each model at its own shape and one other
 @pytest.mark.parametrize("dataset", sorted(HOME_SHAPES))
 def test_every_model_runs_on_every_home_shape(dataset):
     """The cheapest configuration of each model (narrow), on each home dataset's shape."""

@@ -12,15 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["ZOO_OFFLINE"] = "1"  # tests never download
-
-# isort: off
-import zoo  # noqa: E402, F401  (before keras: the suite runs TensorFlow as users get it)
-from zoo import compat  # noqa: E402
-import keras  # noqa: E402
-import pytest  # noqa: E402
-# isort: on
 
 
 def _data_root() -> tuple[Path, str]:
@@ -44,9 +39,51 @@ def need_data(path: Path, what: str) -> None:
     pytest.skip(message)
 
 
+def _hands_out_tests(config: pytest.Config) -> bool:
+    """Whether this process is xdist's controller, which runs no test itself."""
+    return config.getoption("dist", "no") != "no" and "PYTEST_XDIST_WORKER" not in os.environ
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Imports the zoo, and TensorFlow with it, in each process that runs tests: zoo before
+    keras, as users get TensorFlow. xdist's controller skips it; TensorFlow's import (7-9 s
+    on 2 cores) there would hold back every worker's start."""
+    if not _hands_out_tests(config):
+        import zoo  # noqa: F401
+
+
+def _onednn() -> bool | None:
+    from zoo import compat
+
+    return compat.onednn_enabled()
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     found = "found" if (DATA / "mnist").is_dir() else "MISSING: real-data tests will skip"
-    return f"zoo test data: {DATA} ({DATA_FROM}), {found}; oneDNN: {compat.onednn_enabled()}"
+    onednn = "reported by the workers, below" if _hands_out_tests(config) else _onednn()
+    return f"zoo test data: {DATA} ({DATA_FROM}), {found}; oneDNN: {onednn}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workeroutput"):  # an xdist worker tells its controller
+        session.config.workeroutput["onednn"] = _onednn()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # noqa: ANN001
+    _ONEDNN.add(getattr(node, "workeroutput", {}).get("onednn"))
+
+
+_ONEDNN: set[bool | None] = set()
+
+
+def _gpu_present() -> bool:
+    """Whether the NVIDIA driver lists a GPU that CUDA_VISIBLE_DEVICES leaves visible; told
+    without TensorFlow, which the controller never imports."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
+        return False
+    listed = Path("/proc/driver/nvidia/gpus")
+    return (listed.is_dir() and any(listed.iterdir())) or Path("/dev/nvidia0").exists()
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without xdist, nothing to call
@@ -56,11 +93,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     with every core TensorFlow sees, so more workers than cores only queue; 4 keeps the
     start-up (a TensorFlow import each) and the per-worker fixtures (trained runs a module
     shares) worth it. On a GPU each worker would claim all its memory."""
-    import tensorflow as tf
-
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
-    if tf.config.list_physical_devices("GPU"):
+    if _gpu_present():
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return min(4, cores or 1) if (cores or 1) > 1 else 0
@@ -79,6 +114,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    if _ONEDNN:
+        terminalreporter.write_line(f"oneDNN in the workers: {', '.join(map(str, _ONEDNN))}")
     skipped = terminalreporter.stats.get("skipped", [])
     if skipped and not (DATA / "mnist").is_dir():
         terminalreporter.write_line(
@@ -119,6 +156,8 @@ def _fresh_keras_state():
     """Each test starts from the same seed and an empty Keras session, so memory stays flat."""
     # A full garbage collection costs 0.2-0.5 s late in the suite; every 25th test keeps the
     # memory flat at a fraction of that.
+    import keras
+
     _TESTS_RUN[0] += 1
     keras.utils.clear_session(free_memory=_TESTS_RUN[0] % 25 == 0)
     keras.mixed_precision.set_global_policy("float32")  # a mixed-precision run sets it globally

@@ -121,6 +121,17 @@ def test_an_archive_is_read_in_memory_once_and_never_extracted(
     assert again.class_names == first.class_names and again.source == first.source
 
 
+def test_files_that_need_no_decoding_are_read_from_an_archive_too(data_dir, mnist, tmp_path):
+    archive = tmp_path / "mnist.zip"
+    with zipfile.ZipFile(archive, "w") as zf:  # gzipped IDX files, in a folder of the zip
+        for path in sorted((data_dir / "mnist").glob("*-ubyte*")):
+            zf.write(path, f"mnist/{path.name}")
+    arrays = zdata.read("mnist", data_dir=archive)
+    assert arrays.source == f"{archive}/mnist"
+    for k in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(arrays, k), getattr(mnist, k))
+
+
 def test_an_archive_larger_than_the_memory_budget_is_extracted_once(cifar, tmp_path, monkeypatch):
     archive = _small_archive(cifar, tmp_path)
     cache = tmp_path / "cache"

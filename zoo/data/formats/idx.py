@@ -112,11 +112,14 @@ class IdxReader(Reader):
             # The header's dimensions: the files are usually gzipped, so their size says little.
             # A damaged file counts nothing here; `read` names what is wrong with it.
             try:
-                with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+                with (
+                    path.open("rb") as raw,
+                    gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw as f,
+                ):
                     head = f.read(4)
                     if len(head) == 4 and head[:3] == b"\0\0\x08":
                         dims = struct.unpack(f">{head[3]}I", f.read(4 * head[3]))
                         total += int(np.prod(dims))
-            except (OSError, EOFError, struct.error):
+            except (OSError, EOFError, struct.error, zlib.error):
                 pass
         return total

@@ -121,6 +121,24 @@ def test_an_archive_is_read_in_memory_once_and_never_extracted(
     assert again.class_names == first.class_names and again.source == first.source
 
 
+def test_images_of_the_wrong_size_are_refused_from_an_archive_and_its_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    archive = tmp_path / "cifar10-small.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for split in ("train", "test"):
+            for name in ("cat", "dog"):
+                image = io.BytesIO()
+                Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image, format="PNG")
+                member = tarfile.TarInfo(f"cifar10/{split}/{name}/0000.png")
+                member.size = image.tell()
+                image.seek(0)
+                tar.addfile(member, image)
+    for _ in range(2):  # read, then from the arrays it cached
+        zdata.datasets._read.cache_clear()
+        with pytest.raises(zdata.DataError, match=r"should be \(32, 32, 3\), found \(16, 16, 3\)"):
+            zdata.read("cifar10", data_dir=archive)
+
+
 def test_files_that_need_no_decoding_are_read_from_an_archive_too(data_dir, mnist, tmp_path):
     archive = tmp_path / "mnist.zip"
     with zipfile.ZipFile(archive, "w") as zf:  # gzipped IDX files, in a folder of the zip

@@ -378,9 +378,7 @@ def _search(
         if folder.is_dir():
             arrays = _read_folder(name, spec, folder, want, key)
             if arrays is not None:
-                for array in (arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test):
-                    array.flags.writeable = False  # shared by every later load in this process
-                return arrays
+                return _checked(name, spec, arrays)
     for archive in sorted(root.iterdir()):
         if formats.is_archive(archive) and _named(archive.name, spec.folders):
             return _search_archive(name, spec, archive, label, want)
@@ -397,8 +395,19 @@ def _search_archive(
         return _search(name, spec, formats.extract(archive, cache_dir()), label, want)
     key = archive_key(archive, name)
     arrays = cached_already(key, want)
-    if arrays is None:
-        arrays = _search(name, spec, formats.read_archive(archive), label, want, key)
+    if arrays is not None:
+        return _checked(name, spec, arrays)
+    return _search(name, spec, formats.read_archive(archive), label, want, key)
+
+
+def _checked(name: str, spec: DatasetSpec, arrays: Arrays) -> Arrays:
+    if arrays.x_train.shape[1:] != spec.shape:
+        raise DataError(
+            f"{arrays.source}: {name} images should be {spec.shape}, "
+            f"found {arrays.x_train.shape[1:]}."
+        )
+    for array in (arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test):
+        array.flags.writeable = False  # shared by every later load in this process
     return arrays
 
 
@@ -430,10 +439,6 @@ def _read_folder(
         )
     else:
         arrays = reader.read(folder, spec.shape, spec.class_names)
-    if arrays.x_train.shape[1:] != spec.shape:
-        raise DataError(
-            f"{folder}: {name} images should be {spec.shape}, found {arrays.x_train.shape[1:]}."
-        )
     return arrays
 
 

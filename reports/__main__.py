@@ -7,9 +7,8 @@ project), searched recursively. Folders that are not finished runs are reported 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from zoo.cli import Parser, parse_count, parse_set, positive_int, show_progress
+from zoo.cli import Parser, parse_count, parse_set, positive_int, run_main, show_progress
 
 
 def _parser() -> Parser:
@@ -177,4 +176,4 @@ def _landscape(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

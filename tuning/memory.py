@@ -8,10 +8,9 @@ search process's resident memory after each trial and its growth between two tri
 
 from __future__ import annotations
 
-import sys
 import tempfile
 
-from zoo.cli import Parser, positive_int
+from zoo.cli import Parser, positive_int, run_main
 
 
 def _parser() -> Parser:
@@ -53,4 +52,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

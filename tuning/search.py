@@ -11,10 +11,9 @@ KERASTUNER_ORACLE_PORT pointing at the chief and the same --out on a shared disk
 from __future__ import annotations
 
 import argparse
-import sys
 
 from tuning import OBJECTIVES, TUNERS
-from zoo.cli import Parser, parse_count, parse_set, positive_int, show_progress
+from zoo.cli import Parser, parse_count, parse_set, positive_int, run_main, show_progress
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,4 +92,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

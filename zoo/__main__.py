@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
 
-from zoo.cli import Parser
+from zoo.cli import Parser, run_main
 
 
 def _parser() -> Parser:
@@ -58,4 +57,4 @@ def _trainable(model: object) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

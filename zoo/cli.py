@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gc
 import importlib
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 
 class Parser(argparse.ArgumentParser):
@@ -19,6 +20,20 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: {message}\n")
+
+
+def run_main(main: Callable[[], int | None]) -> NoReturn:
+    """Runs a command's `main` and exits with its status.
+
+    The interpreter's last garbage collections would walk every object TensorFlow made: 1-2 s
+    at the end of each command on 2 cores. Frozen first, they are skipped; files still close
+    and exit handlers still run as they would.
+    """
+    try:
+        code = main()
+    finally:
+        gc.freeze()
+    sys.exit(code)
 
 
 def parse_set(pairs: list[str]) -> dict[str, Any]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import TYPE_CHECKING
 
-from zoo.cli import Parser, positive_int, show_progress
+from zoo.cli import Parser, positive_int, run_main, show_progress
 
 if TYPE_CHECKING:
     pass
@@ -91,4 +90,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

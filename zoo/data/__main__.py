@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
 
 import zoo.data as zdata
-from zoo.cli import Parser, positive_int, show_progress
+from zoo.cli import Parser, positive_int, run_main, show_progress
 
 
 def bench(args: argparse.Namespace) -> None:
@@ -99,4 +98,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

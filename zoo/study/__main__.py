@@ -6,9 +6,7 @@ killed at any point. `--list` prints the studies, their runs and the time each b
 
 from __future__ import annotations
 
-import sys
-
-from zoo.cli import Parser, parse_count, positive_int, show_progress
+from zoo.cli import Parser, parse_count, positive_int, run_main, show_progress
 
 
 def _parser() -> Parser:
@@ -116,4 +114,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

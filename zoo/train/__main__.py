@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.cli import Parser, parse_count, parse_set, show_progress
+from zoo.cli import Parser, parse_count, parse_set, run_main, show_progress
 
 if TYPE_CHECKING:
     from zoo.recipes import RunConfig
@@ -234,4 +233,4 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

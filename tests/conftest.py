@@ -41,7 +41,9 @@ def need_data(path: Path, what: str) -> None:
 
 def _hands_out_tests(config: pytest.Config) -> bool:
     """Whether this process is xdist's controller, which runs no test itself."""
-    return config.getoption("dist", "no") != "no" and "PYTEST_XDIST_WORKER" not in os.environ
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        return False
+    return config.getoption("dist", "no") != "no" and bool(config.getoption("tx", None))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,7 +85,7 @@ def _gpu_present() -> bool:
     if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
         return False
     listed = Path("/proc/driver/nvidia/gpus")
-    return (listed.is_dir() and any(listed.iterdir())) or Path("/dev/nvidia0").exists()
+    return (listed.is_dir() and any(listed.iterdir())) or any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without xdist, nothing to call

@@ -152,11 +152,15 @@ def test_files_that_need_no_decoding_are_read_from_an_archive_too(data_dir, mnis
 
 def test_an_archive_larger_than_the_memory_budget_is_extracted_once(cifar, tmp_path, monkeypatch):
     archive = _small_archive(cifar, tmp_path)
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("ZOO_CACHE_DIR", str(cache))
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
     in_memory = zdata.read("cifar10", data_dir=archive)
     zdata.datasets._read.cache_clear()
-    monkeypatch.setenv("ZOO_MEMORY_LIMIT", str(archive.stat().st_size - 1))
+    # Its files' size, as the gzip's trailer gives it: one byte less is over the budget.
+    monkeypatch.setenv("ZOO_MEMORY_LIMIT", str(formats.archive_nbytes(archive) - 1))
+    assert zdata.read("cifar10", data_dir=archive).source == in_memory.source  # cached first
+    zdata.datasets._read.cache_clear()
+    cache = tmp_path / "cold cache"
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(cache))
     extracted = zdata.read("cifar10", data_dir=archive)
     folder = formats.extract(archive, cache)
     assert extracted.source == str(folder / "cifar10")
@@ -524,16 +528,59 @@ def test_image_of_another_size_is_named(cifar, tmp_path):
         zdata.read("cifar10", data_dir=root)
 
 
-def test_archive_members_cannot_escape(tmp_path):
-    archive = tmp_path / "cifar10-evil.tar.gz"
+@pytest.mark.parametrize("extracted", [False, True], ids=["in memory", "extracted"])
+@pytest.mark.parametrize(
+    "member, message",
+    [("../escaped.txt", "outside the folder"), ("cifar10/link", "is a link"),
+     ("cifar10/a", "both a file and a folder")],
+)  # fmt: skip
+def test_archive_members_cannot_escape_link_or_clash(tmp_path, monkeypatch, member, message,
+                                                     extracted):  # fmt: skip
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    if extracted:
+        monkeypatch.setenv("ZOO_MEMORY_LIMIT", "1")  # every archive is over the budget
+    archive = tmp_path / "data" / "cifar10-evil.tar.gz"
+    archive.parent.mkdir()
     with tarfile.open(archive, "w:gz") as tar:
-        data = b"x"
-        member = tarfile.TarInfo("../escaped.txt")
-        member.size = len(data)
-        tar.addfile(member, io.BytesIO(data))
-    with pytest.raises(zdata.DataError, match="outside the folder"):
-        zdata.read("cifar10", data_dir=tmp_path)
-    assert not (tmp_path.parent / "escaped.txt").exists()
+        info = tarfile.TarInfo(member)
+        if member.endswith("link"):
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info, io.BytesIO(b""))
+        if member == "cifar10/a":
+            tar.addfile(tarfile.TarInfo("cifar10/a/b"), io.BytesIO(b""))
+    if extracted and member == "cifar10/a":
+        message = "cannot extract"  # the file system refuses the second one
+    with pytest.raises(zdata.DataError, match=message) as raised:
+        zdata.read("cifar10", data_dir=archive.parent)
+    assert str(archive) in str(raised.value)
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_a_changed_archive_is_read_again_and_one_inside_another_is_cached_once(
+    cifar, tmp_path, monkeypatch
+):
+    archive = _small_archive(cifar, tmp_path)
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    first = zdata.read("cifar10", data_dir=archive)
+    # Rewritten with one class fewer: a new size and time, so it is read again.
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "tree" / "cifar10" / "train", "cifar10/train",
+                filter=lambda m: None if "/truck" in m.name else m)  # fmt: skip
+        tar.add(tmp_path / "tree" / "cifar10" / "test", "cifar10/test",
+                filter=lambda m: None if "/truck" in m.name else m)  # fmt: skip
+    os.utime(archive, ns=(0, archive.stat().st_mtime_ns + 10**9))
+    zdata.datasets._read.cache_clear()
+    changed = zdata.read("cifar10", data_dir=archive)
+    assert len(first.y_train) == 30 and len(changed.y_train) == 27
+    outer = tmp_path / "outer.zip"
+    with zipfile.ZipFile(outer, "w") as zf:
+        zf.write(archive, archive.name)
+    zdata.datasets._read.cache_clear()
+    nested = zdata.read("cifar10", data_dir=outer)
+    np.testing.assert_array_equal(nested.x_train, changed.x_train)
+    zdata.datasets._read.cache_clear()
+    monkeypatch.setattr(formats, "read_archive", lambda path: pytest.fail(f"{path} read again"))
+    np.testing.assert_array_equal(zdata.read("cifar10", data_dir=outer).x_train, changed.x_train)
 
 
 # --- synthetic, CLI ------------------------------------------------------------------------

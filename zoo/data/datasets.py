@@ -371,7 +371,7 @@ def _search(
     if not root.exists():
         raise DataError(f"{label} {root}: data folder does not exist.")
     if formats.is_archive(root):
-        return _search_archive(name, spec, root, label, want)
+        return _search_archive(name, spec, root, label, want, key)
     if not root.is_dir():
         raise DataError(f"{label} {root}: expected a data folder or an archive, got a file.")
     for folder in [root] + [root / f for f in spec.folders]:
@@ -381,22 +381,23 @@ def _search(
                 return _checked(name, spec, arrays)
     for archive in sorted(root.iterdir()):
         if formats.is_archive(archive) and _named(archive.name, spec.folders):
-            return _search_archive(name, spec, archive, label, want)
+            return _search_archive(name, spec, archive, label, want, key)
     return None
 
 
 def _search_archive(
-    name: str, spec: DatasetSpec, archive: Path, label: str, want: Want
+    name: str, spec: DatasetSpec, archive: Path, label: str, want: Want, key: str | None = None
 ) -> Arrays | None:
-    """An archive within the memory budget is read into memory and searched there, its arrays
-    cached: extracting an image tree writes thousands of small files, slower to write (and to
-    delete) than to decode. A larger one is extracted into the cache folder, once."""
-    if isinstance(archive, Path) and archive.stat().st_size > want.budget:
-        return _search(name, spec, formats.extract(archive, cache_dir()), label, want)
-    key = archive_key(archive, name)
+    """An archive whose files fit the memory budget is read into memory and searched there,
+    its arrays cached (under the outermost archive's `key`, for one inside another): extracting
+    an image tree writes thousands of small files, slower to write (and to delete) than to
+    decode. A larger one is extracted into the cache folder, once."""
+    key = key or archive_key(archive, name)
     arrays = cached_already(key, want)
     if arrays is not None:
         return _checked(name, spec, arrays)
+    if isinstance(archive, Path) and formats.archive_nbytes(archive) > want.budget:
+        return _search(name, spec, formats.extract(archive, cache_dir()), label, want)
     return _search(name, spec, formats.read_archive(archive), label, want, key)
 
 

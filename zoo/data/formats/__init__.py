@@ -7,7 +7,14 @@ image-folder tree `{train,test}/<class>/*.png|jpg`, and Tiny ImageNet's own layo
 too large for memory, extracted once, safely, into a cache folder.
 """
 
-from zoo.data.formats.archives import ArchivePath, archive_stem, extract, is_archive, read_archive
+from zoo.data.formats.archives import (
+    ArchivePath,
+    archive_nbytes,
+    archive_stem,
+    extract,
+    is_archive,
+    read_archive,
+)
 from zoo.data.formats.base import (
     ARCHIVE_SUFFIXES,
     ARRAY_FILES,
@@ -33,7 +40,7 @@ READERS: dict[str, Reader] = {
 
 __all__ = [
     "ARCHIVE_SUFFIXES", "ARRAY_FILES", "IMAGE_SUFFIXES", "READERS", "ArchivePath", "Arrays",
-    "CifarPickleReader", "archive_stem", "read_archive",
+    "CifarPickleReader", "archive_nbytes", "archive_stem", "read_archive",
     "DataError", "IdxReader", "ImageFolderReader", "Listing", "Reader", "TinyImageNetReader",
     "decode_images", "extract", "is_archive", "list_image_folder", "list_tiny_imagenet",
     "read_cifar_pickle", "read_idx", "read_idx_file",

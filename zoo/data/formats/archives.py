@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import lzma
 import os
 import posixpath
 import shutil
+import stat
 import tarfile
 import time
 import zipfile
@@ -69,6 +71,23 @@ def extract(archive: Path, cache_dir: Path) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def archive_nbytes(archive: Path) -> int:
+    """About how many bytes the archive's files take once read: a zip lists them; a gzip's
+    last four bytes hold its uncompressed size (modulo 4 GiB, so never less than the file)."""
+    size = archive.stat().st_size
+    try:
+        if archive.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(archive) as zf:
+                return max(size, sum(info.file_size for info in zf.infolist()))
+        if archive.name.lower().endswith((".gz", ".tgz")) and size >= 4:
+            with archive.open("rb") as f:
+                f.seek(-4, os.SEEK_END)
+                return max(size, int.from_bytes(f.read(4), "little"))
+    except (OSError, zipfile.BadZipFile):
+        pass  # reading it names the problem
+    return size
 
 
 def archive_stem(name: str) -> str:
@@ -190,6 +209,8 @@ class _Tree:
         self.children: dict[str, list[str]] = {"": []}
 
     def add_folder(self, inner: str) -> None:
+        if inner in self.files:
+            raise ValueError(f"member {inner!r} is both a file and a folder")
         if inner not in self.children:
             self.children[inner] = []
             parent = posixpath.dirname(inner)
@@ -197,6 +218,8 @@ class _Tree:
             self.children[parent].append(posixpath.basename(inner))
 
     def add_file(self, inner: str, data: bytes) -> None:
+        if inner in self.children:
+            raise ValueError(f"member {inner!r} is both a file and a folder")
         self.add_folder(posixpath.dirname(inner))
         if inner not in self.files:
             self.children[posixpath.dirname(inner)].append(posixpath.basename(inner))
@@ -218,6 +241,8 @@ def read_archive(archive: Path | ArchivePath) -> ArchivePath:
             with archive.open("rb") as raw, zipfile.ZipFile(raw) as zf:
                 for info in zf.infolist():
                     _safe_member(archive, info.filename)
+                    if stat.S_ISLNK(info.external_attr >> 16):
+                        raise DataError(f"{archive}: member {info.filename!r} is a link.")
                     inner = posixpath.normpath(info.filename).strip("/")
                     if info.is_dir():
                         tree.add_folder("" if inner == "." else inner)
@@ -234,7 +259,10 @@ def read_archive(archive: Path | ArchivePath) -> ArchivePath:
                         tree.add_folder("" if inner == "." else inner)
                     elif member.isfile():
                         tree.add_file(inner, tar.extractfile(member).read())
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as err:
+    except DataError:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError,
+            RuntimeError, NotImplementedError, ValueError) as err:  # fmt: skip
         raise DataError(f"{archive}: cannot read ({err}).") from err
     for entries in tree.children.values():
         entries.sort()

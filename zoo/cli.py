@@ -26,12 +26,14 @@ def run_main(main: Callable[[], int | None]) -> NoReturn:
     """Runs a command's `main` and exits with its status.
 
     The interpreter's last garbage collections would walk every object TensorFlow made: 1-2 s
-    at the end of each command on 2 cores. After a command that finished, its objects are
+    at the end of each command on 2 cores. After a command that succeeded, its objects are
     frozen first, so those collections skip them; exit handlers still run. A command that
-    failed or was interrupted exits as Python does, collecting what it left open.
+    failed or was interrupted (any other status) exits as Python does, collecting and closing
+    what it left open, such as a training run's TensorBoard writers.
     """
     code = main()
-    gc.freeze()
+    if not code:
+        gc.freeze()
     sys.exit(code)
 
 

@@ -194,6 +194,24 @@ def test_cli_lists_and_describes():
     assert '"trainable_params": 1147466' in described.stdout
 
 
+def test_a_command_freezes_the_collector_only_when_it_succeeded():
+    # Frozen, the interpreter's last collections skip TensorFlow's objects (1.3 s an exit); a
+    # failed or interrupted command is left to close what it holds as Python does.
+    code = (
+        "import atexit, gc; from zoo.cli import run_main\n"
+        "for status in (2, 130):\n"
+        "    try:\n"
+        "        run_main(lambda: status)\n"
+        "    except SystemExit as exit:\n"
+        "        print(exit.code, gc.get_freeze_count() > 0)\n"
+        "atexit.register(lambda: print(0, gc.get_freeze_count() > 0))\n"
+        "run_main(lambda: None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["2 False", "130 False", "0 True"]
+
+
 def test_cli_misuse_exits_2_with_one_line():
     bad = _cli("describe", "vgga")
     assert bad.returncode == 2

@@ -71,12 +71,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.config.workeroutput["onednn"] = _onednn()
 
 
+_ONEDNN: set[bool | None] = set()  # as the workers report it
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:  # noqa: ANN001
     _ONEDNN.add(getattr(node, "workeroutput", {}).get("onednn"))
-
-
-_ONEDNN: set[bool | None] = set()
 
 
 def _gpu_present() -> bool:

@@ -556,6 +556,20 @@ def test_archive_members_cannot_escape_link_or_clash(tmp_path, monkeypatch, memb
     assert not (tmp_path / "escaped.txt").exists()
 
 
+@pytest.mark.parametrize("extracted", [False, True], ids=["in memory", "extracted"])
+def test_a_link_in_a_zip_is_refused(tmp_path, monkeypatch, extracted):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    if extracted:
+        monkeypatch.setenv("ZOO_MEMORY_LIMIT", "1")
+    archive = tmp_path / "cifar10.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        link = zipfile.ZipInfo("cifar10/link")
+        link.external_attr = 0o120777 << 16  # a symbolic link, as zip -y stores one
+        zf.writestr(link, "/etc/passwd")
+    with pytest.raises(zdata.DataError, match=r"cifar10\.zip: member 'cifar10/link' is a link"):
+        zdata.read("cifar10", data_dir=archive)
+
+
 def test_a_changed_archive_is_read_again_and_one_inside_another_is_cached_once(
     cifar, tmp_path, monkeypatch
 ):

@@ -431,16 +431,14 @@ def _read_folder(
     stream = (
         want.stream if want.stream is not None else want.streams(reader.nbytes(folder, spec.shape))
     )
-    if reader.decodes or stream or key:
-        arrays = cached(
-            key or cache_key(folder),
-            lambda tmp: (reader.write(folder, spec.shape, spec.class_names, tmp), str(folder)),
-            stream,
-            lambda: reader.read(folder, spec.shape, spec.class_names),
-        )
-    else:
-        arrays = reader.read(folder, spec.shape, spec.class_names)
-    return arrays
+    if not (reader.decodes or stream or key):
+        return reader.read(folder, spec.shape, spec.class_names)
+    return cached(
+        key or cache_key(folder),
+        lambda tmp: (reader.write(folder, spec.shape, spec.class_names, tmp), str(folder)),
+        stream,
+        lambda: reader.read(folder, spec.shape, spec.class_names),
+    )
 
 
 def _synthetic(shape: tuple[int, int, int], classes: int, seed: int) -> Arrays:

@@ -98,19 +98,29 @@ def archive_stem(name: str) -> str:
     return name
 
 
-def _safe_member(archive: Path, name: str) -> None:
+def _check_member(archive: Path | ArchivePath, name: str, is_link: bool) -> None:
+    """Refuses a member that would land outside the folder or is a link or device, whether the
+    archive is extracted or read into memory."""
     parts = Path(name).parts
     if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
         raise DataError(f"{archive}: member {name!r} would be written outside the folder.")
+    if is_link:
+        raise DataError(f"{archive}: member {name!r} is a link or device.")
+
+
+def _tar_link(member: tarfile.TarInfo) -> bool:
+    return member.issym() or member.islnk() or member.isdev()
+
+
+def _zip_link(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
 
 
 def _extract_tar(archive: Path, dest: Path) -> None:
     with tarfile.open(archive) as tar:
         members = []
         for member in tar.getmembers():
-            _safe_member(archive, member.name)
-            if member.issym() or member.islnk() or member.isdev():
-                raise DataError(f"{archive}: member {member.name!r} is a link or device.")
+            _check_member(archive, member.name, _tar_link(member))
             members.append(member)
         dest.mkdir(parents=True)
         kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
@@ -119,8 +129,8 @@ def _extract_tar(archive: Path, dest: Path) -> None:
 
 def _extract_zip(archive: Path, dest: Path) -> None:
     with zipfile.ZipFile(archive) as zf:
-        for name in zf.namelist():
-            _safe_member(archive, name)
+        for info in zf.infolist():
+            _check_member(archive, info.filename, _zip_link(info))
         dest.mkdir(parents=True)
         zf.extractall(dest)
 
@@ -240,9 +250,7 @@ def read_archive(archive: Path | ArchivePath) -> ArchivePath:
         if archive.name.lower().endswith(".zip"):
             with archive.open("rb") as raw, zipfile.ZipFile(raw) as zf:
                 for info in zf.infolist():
-                    _safe_member(archive, info.filename)
-                    if stat.S_ISLNK(info.external_attr >> 16):
-                        raise DataError(f"{archive}: member {info.filename!r} is a link.")
+                    _check_member(archive, info.filename, _zip_link(info))
                     inner = posixpath.normpath(info.filename).strip("/")
                     if info.is_dir():
                         tree.add_folder("" if inner == "." else inner)
@@ -251,9 +259,7 @@ def read_archive(archive: Path | ArchivePath) -> ArchivePath:
         else:
             with archive.open("rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
                 for member in tar:
-                    _safe_member(archive, member.name)
-                    if member.issym() or member.islnk() or member.isdev():
-                        raise DataError(f"{archive}: member {member.name!r} is a link or device.")
+                    _check_member(archive, member.name, _tar_link(member))
                     inner = posixpath.normpath(member.name).lstrip("/")
                     if member.isdir():
                         tree.add_folder("" if inner == "." else inner)
